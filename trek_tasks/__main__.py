@@ -1,0 +1,3 @@
+from trek_tasks.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""Layered configuration: global < project < script ``.trek/config.json``.
+
+Empty strings in a file mean "not set" (Trek wrote every key with ``""``), so a lower
+layer or the default shows through.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trek_tasks.errors import BadInput
+from trek_tasks.files import display, dump_json, load_json, write_atomic
+
+CONFIG_NAME = Path(".trek") / "config.json"
+
+DEFAULTS: dict[str, Any] = {
+    "marvin_url": "",
+    "marvin_JWT": "",
+    "marvin_secret": "",
+    "router_port": 5000,
+    "action_timeout": 30,
+    "blcks_code_base": "src/blcks",
+    "ansible_code_base": "src/ansible",
+    "shell_script_base": "src/shell",
+    "script_repository": "",
+    "input_data_path": "inputs/data.yml",
+    "input_event_path": "inputs/event.yml",
+    "local_inventory_file": "inputs/inventory.yml",
+    "flow_home": "",
+    "envs": {},
+    "runtime": "local",
+    "blcks_base_image": "",
+    "docker_registry": "",
+}
+
+INT_KEYS = frozenset({"router_port", "action_timeout"})
+OBJECT_KEYS = frozenset({"envs"})
+CREDENTIAL_KEYS = frozenset({"marvin_JWT", "marvin_secret"})
+
+
+def global_config_path() -> Path:
+    """``~/.trek/config.json`` (``TREK_GLOBAL_CONFIG`` overrides, for tests and CI)."""
+    override = os.environ.get("TREK_GLOBAL_CONFIG")
+    return Path(override) if override else Path.home() / CONFIG_NAME
+
+
+@dataclass(frozen=True)
+class Config:
+    """Merged settings plus the file each one came from (None = built-in default)."""
+
+    values: Mapping[str, Any]
+    sources: Mapping[str, Path | None]
+    files: tuple[Path, ...]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    @classmethod
+    def load(cls, project_root: Path | None = None, script_dir: Path | None = None) -> Config:
+        """Merge the layers that exist, lowest first."""
+        layers = [global_config_path()]
+        if project_root is not None:
+            layers.append(project_root / CONFIG_NAME)
+        if script_dir is not None and script_dir != project_root:
+            layers.append(script_dir / CONFIG_NAME)
+        values = dict(DEFAULTS)
+        sources: dict[str, Path | None] = dict.fromkeys(DEFAULTS)
+        files = []
+        for path in layers:
+            if not path.is_file():
+                continue
+            files.append(path)
+            for key, value in read_file(path).items():
+                if value == "" or value is None:
+                    continue
+                values[key] = value
+                sources[key] = path
+        return cls(values, sources, tuple(files))
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """One config file as a dict; a file that is not a JSON object is bad input."""
+    data = load_json(path)
+    if not isinstance(data, dict):
+        raise BadInput("a config file must hold a JSON object", display(path))
+    return data
+
+
+def check_key(key: str) -> None:
+    """Unknown keys fail with the closest known one suggested."""
+    if key in DEFAULTS:
+        return
+    close = difflib.get_close_matches(key, list(DEFAULTS), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(DEFAULTS)}"
+    raise BadInput(f"unknown config key '{key}'{hint}", "config")
+
+
+def parse_value(key: str, text: str) -> Any:
+    """Turn a command-line value into the key's type."""
+    check_key(key)
+    if key in INT_KEYS:
+        try:
+            return int(text)
+        except ValueError:
+            raise BadInput(f"'{key}' takes a whole number, not '{text}'", "config") from None
+    if key in OBJECT_KEYS:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = None
+        if not isinstance(value, dict):
+            raise BadInput(f"'{key}' takes a JSON object, e.g. '{{\"A\": \"1\"}}'", "config")
+        return value
+    return text
+
+
+def mask(key: str, value: Any) -> Any:
+    """Hide credentials: keep nothing of a secret but whether it is set."""
+    if key in CREDENTIAL_KEYS and value:
+        return "********"
+    return value
+
+
+def holds_credentials(data: Mapping[str, Any]) -> bool:
+    return any(data.get(key) for key in CREDENTIAL_KEYS)
+
+
+def write_file(path: Path, data: Mapping[str, Any]) -> None:
+    """Write a config file; 0600 whenever it holds a credential."""
+    write_atomic(path, dump_json(dict(data)), private=holds_credentials(data))
+
+
+def update_file(path: Path, key: str, value: Any = None, unset: bool = False) -> None:
+    """Set (or remove) one key in one config file, keeping the others."""
+    check_key(key)
+    data = read_file(path) if path.is_file() else {}
+    if unset:
+        data.pop(key, None)
+    else:
+        data[key] = value
+    write_file(path, data)

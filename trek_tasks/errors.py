@@ -1,0 +1,46 @@
+"""One error family. The CLI edge turns each into one line and an exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class TrekError(Exception):
+    """An error whose message is written for the user.
+
+    ``where`` is a location such as ``src/graph.yml:57:7`` (or just a path) and is
+    printed before the message.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, where: str | Path | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = str(where) if where is not None else None
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class BadInput(TrekError):
+    """The user's input (a file, an argument, a download) is wrong: exit code 2."""
+
+    exit_code = 2
+
+
+class StepFailed(TrekError):
+    """A step that ran failed (a script crashed, a server did not answer): exit code 1."""
+
+    exit_code = 1
+
+
+class ManyErrors(BadInput):
+    """Several input errors found at once (validation reports all of them)."""
+
+    def __init__(self, errors: list[BadInput]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+    def __str__(self) -> str:
+        return self.message

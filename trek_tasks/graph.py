@@ -1,0 +1,189 @@
+"""The workflow model (nodes, edges) and its pictures (DOT text, PNG/SVG via Graphviz)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trek_tasks.errors import StepFailed
+
+SHAPES = {"trigger": "oval", "terminator": "oval", "action": "box", "selector": "diamond"}
+IMAGE_FORMATS = ("png", "svg")
+_BARE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|-?(\.[0-9]+|[0-9]+(\.[0-9]*)?)")
+_DOT_KEYWORDS = {"node", "edge", "graph", "digraph", "subgraph", "strict"}
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    type: str
+    title: str = ""
+    script_id: str = ""
+    index: int = 0
+
+    @property
+    def label(self) -> str:
+        return self.script_id if self.type == "action" and self.script_id else self.type
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    binding: tuple[dict[str, Any], ...] = ()
+    filters: dict[str, Any] | None = None
+    index: int = 0
+
+    @property
+    def key(self) -> str:
+        """The ``"<source>-<target>"`` name used in labels and inputs/data.yml."""
+        return f"{self.source}-{self.target}"
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A tolerant reading of ``graph.yml``: odd shapes become empty values, and
+    ``validate`` is the place that says what is wrong with them."""
+
+    template_id: str = ""
+    version: str = ""
+    title: str = ""
+    nodes: tuple[Node, ...] = ()
+    edges: tuple[Edge, ...] = ()
+    raw: Any = field(default=None, compare=False)
+
+    @classmethod
+    def from_data(cls, raw: Any) -> Workflow:
+        graph = raw.get("graph") if isinstance(raw, dict) else None
+        if not isinstance(graph, dict):
+            return cls(raw=raw)
+        meta = graph.get("metadata") if isinstance(graph.get("metadata"), dict) else {}
+        nodes = []
+        for i, item in enumerate(graph.get("nodes") or []):
+            if not isinstance(item, dict):
+                continue
+            nmeta = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+            script = nmeta.get("script") if isinstance(nmeta.get("script"), dict) else {}
+            nodes.append(
+                Node(
+                    id=_text(item.get("id")),
+                    type=_text(nmeta.get("type")),
+                    title=_text(nmeta.get("title")),
+                    script_id=_text(script.get("id")),
+                    index=i,
+                )
+            )
+        edges = []
+        for i, item in enumerate(graph.get("edges") or []):
+            if not isinstance(item, dict):
+                continue
+            emeta = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+            binding = emeta.get("binding") if isinstance(emeta.get("binding"), list) else []
+            filters = emeta.get("filters") if isinstance(emeta.get("filters"), dict) else None
+            edges.append(
+                Edge(
+                    source=_text(item.get("source")),
+                    target=_text(item.get("target")),
+                    binding=tuple(b for b in binding if isinstance(b, dict)),
+                    filters=filters,
+                    index=i,
+                )
+            )
+        return cls(
+            template_id=_text(meta.get("templateId")),
+            version=_text(meta.get("version")),
+            title=_text(meta.get("title")),
+            nodes=tuple(nodes),
+            edges=tuple(edges),
+            raw=raw,
+        )
+
+    def node(self, node_id: str) -> Node | None:
+        return next((n for n in self.nodes if n.id == node_id), None)
+
+    def incoming(self, node_id: str) -> list[Edge]:
+        return [e for e in self.edges if e.target == node_id]
+
+    def outgoing(self, node_id: str) -> list[Edge]:
+        return [e for e in self.edges if e.source == node_id]
+
+    def upstream(self, node_id: str) -> set[str]:
+        """Every node with a path to ``node_id`` (not including itself unless on a cycle)."""
+        seen: set[str] = set()
+        stack = [node_id]
+        while stack:
+            for edge in self.incoming(stack.pop()):
+                if edge.source not in seen:
+                    seen.add(edge.source)
+                    stack.append(edge.source)
+        return seen
+
+
+def quote(value: str) -> str:
+    """A DOT id: bare when DOT allows it, quoted otherwise."""
+    if _BARE_ID.fullmatch(value) and value.lower() not in _DOT_KEYWORDS:
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_dot(workflow: Workflow, name: str) -> str:
+    """DOT text in Trek's form: labels are script ids, shapes by node type."""
+    lines = [f"digraph {quote(name)} {{", '\tdpi=150 rankdir=LR size="8,5"']
+    for node in workflow.nodes:
+        shape = SHAPES.get(node.type, "box")
+        lines.append(f"\t{quote(node.id)} [label={quote(node.label)} shape={shape}]")
+    for edge in workflow.edges:
+        lines.append(f'\t{quote(edge.source)} -> {quote(edge.target)} [label="{edge.key}"]')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render_images(dot_path: Path, formats: tuple[str, ...] = IMAGE_FORMATS) -> list[Path]:
+    """Render ``dot_path`` next to itself with Graphviz's ``dot`` program."""
+    import graphviz
+
+    source = graphviz.Source.from_file(dot_path.name, directory=str(dot_path.parent))
+    outputs = []
+    for fmt in formats:
+        try:
+            data = source.pipe(format=fmt)
+        except graphviz.ExecutableNotFound:
+            raise StepFailed(
+                "Graphviz's `dot` program is not installed, so no image was made "
+                "(the DOT file was written); install Graphviz (e.g. `apt-get install graphviz`)",
+                str(dot_path),
+            ) from None
+        except graphviz.CalledProcessError as err:
+            raise StepFailed(f"dot failed: {err.stderr.decode(errors='replace').strip()}") from None
+        out = dot_path.with_suffix(f".{fmt}")
+        out.write_bytes(data)
+        outputs.append(out)
+    return outputs
+
+
+def layout_positions(workflow: Workflow, name: str) -> dict[str, dict[str, float]]:
+    """Node positions (points, origin top-left) from a Graphviz ``dot`` layout."""
+    import json
+
+    import graphviz
+
+    try:
+        data = json.loads(graphviz.Source(to_dot(workflow, name)).pipe(format="json"))
+    except graphviz.ExecutableNotFound:
+        raise StepFailed(
+            "--auto-pos needs Graphviz's `dot` program; install Graphviz "
+            "(e.g. `apt-get install graphviz`)"
+        ) from None
+    height = float(data["bb"].split(",")[3])
+    positions = {}
+    for obj in data.get("objects", []):
+        if "pos" in obj:
+            x, y = (float(v) for v in obj["pos"].split(","))
+            positions[obj["name"]] = {"x": round(x, 1), "y": round(height - y, 1)}
+    return positions

@@ -1,0 +1,100 @@
+"""Deterministic zips of the workflow and of scripts.
+
+The same input gives byte-identical output: entries sorted, timestamps fixed, modes
+normalised, compression fixed. Hidden files, caches and compiled files are never packed,
+and neither is anything outside the listed members (``.trek/``, ``inputs/``, ``bin/``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
+
+from trek_tasks.files import write_atomic
+from trek_tasks.project import MANIFEST, PACKAGES, Project, Script
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+SKIPPED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox"})
+
+
+def packable(path: Path, base: Path) -> bool:
+    """False for hidden files, caches and bytecode anywhere below ``base``."""
+    parts = path.relative_to(base).parts
+    if any(part.startswith(".") or part in SKIPPED_DIRS for part in parts):
+        return False
+    return path.suffix not in {".pyc", ".pyo"}
+
+
+def zip_bytes(members: Iterable[tuple[str, bytes]]) -> bytes:
+    """A zip of (name, data) members, byte-identical for identical members."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in sorted(members):
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o100644 << 16
+            info.create_system = 3
+            archive.writestr(info, data, compresslevel=9)
+    return buffer.getvalue()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def script_members(script: Script) -> list[tuple[str, bytes]]:
+    """What a script zip holds: ``<id>.para``, ``openfaas.yml`` and ``handler/``."""
+    return [
+        (path.relative_to(script.path).as_posix(), path.read_bytes())
+        for path in script.files()
+        if packable(path, script.path)
+    ]
+
+
+def script_zip_name(script: Script) -> str:
+    return f"blcks.{script.id}-{script.version}.zip"
+
+
+def workflow_zip_name(project: Project) -> str:
+    return f"{project.workflow.template_id}-{project.workflow.version}.zip"
+
+
+def with_positions(raw: dict, positions: dict[str, dict[str, float]]) -> dict:
+    """A copy of the graph document with ``metadata.position`` on every laid-out node."""
+    import copy
+
+    graph = copy.deepcopy(raw)
+    for node in graph["graph"]["nodes"]:
+        position = positions.get(str(node.get("id")))
+        if position is not None:
+            node.setdefault("metadata", {})["position"] = position
+    return graph
+
+
+def workflow_members(project: Project, auto_pos: bool = False) -> list[tuple[str, bytes]]:
+    """``manifest.json``, the workflow file and ``packages.json`` (when present)."""
+    root = project.root
+    entry = project.entry.relative_to(root).as_posix()
+    graph_bytes = project.entry.read_bytes()
+    if auto_pos:
+        from trek_tasks.graph import layout_positions
+
+        positions = layout_positions(project.workflow, project.name)
+        graph_doc = with_positions(project.workflow.raw, positions)
+        graph_bytes = yaml.safe_dump(graph_doc, sort_keys=False, allow_unicode=True).encode()
+    members = [(MANIFEST, (root / MANIFEST).read_bytes()), (entry, graph_bytes)]
+    if (root / PACKAGES).is_file():
+        members.append((PACKAGES, (root / PACKAGES).read_bytes()))
+    return members
+
+
+def write_zip(dest: Path, members: Iterable[tuple[str, bytes]]) -> str:
+    """Write the zip atomically; returns its sha256."""
+    data = zip_bytes(members)
+    write_atomic(dest, data)
+    return sha256(data)

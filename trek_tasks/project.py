@@ -1,0 +1,155 @@
+"""The project as plain data: root, config, workflow, scripts (own + installed).
+
+Loading reads YAML/JSON and nothing else, so building the doit task list stays cheap.
+Content errors are left for ``validate`` to report all at once; only what makes the
+project unreadable (no manifest, unparsable files) raises here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trek_tasks.config import CONFIG_NAME, Config
+from trek_tasks.errors import BadInput
+from trek_tasks.files import display, load_json, load_yaml
+from trek_tasks.graph import Workflow
+
+MANIFEST = "manifest.json"
+PACKAGES = "packages.json"
+LOCK = "packages.lock.json"
+INSTALLED_DIR = "trek_packages"
+DEFAULT_ENTRY = "src/graph.yml"
+
+
+def find_root(start: Path) -> Path:
+    """The nearest folder at or above ``start`` holding ``manifest.json``."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / MANIFEST).is_file():
+            return folder
+    raise BadInput(
+        "not a Trek project (no manifest.json here or above); "
+        "run `trek createproject NAME` or `trek init`",
+        display(start),
+    )
+
+
+@dataclass(frozen=True)
+class Script:
+    """One blcks script folder: the project's own or an installed one."""
+
+    id: str
+    path: Path
+    installed: bool
+    version: str
+
+    @property
+    def para_path(self) -> Path:
+        return self.path / f"{self.id}.para"
+
+    @property
+    def handler_dir(self) -> Path:
+        return self.path / "handler"
+
+    @property
+    def requirements(self) -> Path:
+        return self.handler_dir / "requirements.txt"
+
+    def files(self) -> list[Path]:
+        """What the script is made of: para, openfaas.yml and handler/ (no caches)."""
+        found = [p for p in (self.para_path, self.path / "openfaas.yml") if p.is_file()]
+        if self.handler_dir.is_dir():
+            found += sorted(
+                p
+                for p in self.handler_dir.rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+            )
+        return found
+
+    @classmethod
+    def load(cls, folder: Path, installed: bool) -> Script | None:
+        """Read a script folder; None when it holds no ``<name>.para``."""
+        para = folder / f"{folder.name}.para"
+        if not para.is_file():
+            return None
+        data = load_yaml(para)
+        version = str(data.get("version", "")) if isinstance(data, dict) else ""
+        return cls(folder.name, folder, installed, version)
+
+
+def scan_scripts(folder: Path, installed: bool) -> dict[str, Script]:
+    scripts: dict[str, Script] = {}
+    if folder.is_dir():
+        for child in sorted(folder.iterdir()):
+            if child.is_dir() and not child.name.startswith("."):
+                script = Script.load(child, installed)
+                if script is not None:
+                    scripts[script.id] = script
+    return scripts
+
+
+@dataclass(frozen=True)
+class Project:
+    """Everything the tasks need to know about a project, read once."""
+
+    root: Path
+    config: Config
+    entry: Path
+    workflow: Workflow
+    own: dict[str, Script]
+    installed: dict[str, Script]
+    packages: dict[str, str]
+
+    @classmethod
+    def load(cls, start: Path | None = None) -> Project:
+        root = find_root(start or Path.cwd())
+        config = Config.load(root)
+        manifest = load_json(root / MANIFEST, root)
+        entry_name = manifest.get("entry", DEFAULT_ENTRY) if isinstance(manifest, dict) else None
+        if not isinstance(entry_name, str) or not entry_name:
+            raise BadInput("'entry' must name the workflow file", display(root / MANIFEST))
+        entry = root / entry_name
+        raw = load_yaml(entry, root) if entry.is_file() else None
+        packages_file = root / PACKAGES
+        packages_data = load_json(packages_file, root) if packages_file.is_file() else {}
+        packages = packages_data.get("packages", {}) if isinstance(packages_data, dict) else {}
+        return cls(
+            root=root,
+            config=config,
+            entry=entry,
+            workflow=Workflow.from_data(raw),
+            own=scan_scripts(root / config["blcks_code_base"], installed=False),
+            installed=scan_scripts(root / INSTALLED_DIR, installed=True),
+            packages=packages if isinstance(packages, dict) else {},
+        )
+
+    @property
+    def name(self) -> str:
+        return self.workflow.template_id or self.root.name
+
+    @property
+    def scripts(self) -> dict[str, Script]:
+        """Own scripts win over installed ones of the same id."""
+        return {**self.installed, **self.own}
+
+    def used_scripts(self) -> list[Script]:
+        """Scripts the workflow's action nodes run, in node order, each once."""
+        scripts = self.scripts
+        seen: dict[str, Script] = {}
+        for node in self.workflow.nodes:
+            if node.script_id and node.script_id in scripts and node.script_id not in seen:
+                seen[node.script_id] = scripts[node.script_id]
+        return list(seen.values())
+
+    def path(self, key: str) -> Path:
+        """A config path setting resolved against the project root."""
+        return self.root / str(self.config[key])
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / CONFIG_NAME.parent
+
+    def config_files(self) -> list[Path]:
+        return list(self.config.files)
