@@ -1,0 +1,81 @@
+"""Shared fixtures: an isolated home, the example project in a temp dir, a real redis-server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "example" / "host.detect.redis"
+IN_CI = os.environ.get("CI", "") not in ("", "0", "false")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def require_tool(name: str) -> str:
+    """The tool's path; a skip with the reason when it is missing (a failure in CI)."""
+    found = shutil.which(name)
+    if found is None:
+        if IN_CI:
+            pytest.fail(f"{name} is required in CI but not installed")
+        pytest.skip(f"{name} is not installed")
+    return found
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep every test out of the real home directory and global config."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TREK_GLOBAL_CONFIG", str(home / ".trek" / "config.json"))
+    monkeypatch.setenv("TREK_HOME", str(REPO / ".cache" / "trek-home"))
+    return home
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the example project, without any state a previous run left."""
+    dest = tmp_path / EXAMPLE.name
+    shutil.copytree(
+        EXAMPLE,
+        dest,
+        ignore=shutil.ignore_patterns("doit.db*", "validated.json", "graph.*", "env", "runs", "bin",
+                                      "__pycache__", "marvin*", "images"),
+    )
+    return dest
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[int]:
+    """A real redis-server on a free port; yields the port."""
+    binary = require_tool("redis-server")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("redis-server did not start")
+    yield port
+    proc.terminate()
+    proc.wait(timeout=10)

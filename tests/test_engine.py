@@ -1,0 +1,264 @@
+"""The engine against real script processes (blcks.serve over HTTP)."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trek_tasks.engine import Engine, HttpInvoker, RunResult, RunSettings
+from trek_tasks.graph import Workflow
+from trek_tasks.project import Script
+from trek_tasks.runtimes.local import LocalRuntime
+
+from conftest import free_port
+
+HANDLERS = {
+    "echo": """
+        def process(**inputs):
+            return {"got": inputs, "count": len(inputs)}
+    """,
+    "nap": """
+        import time
+        def process(seconds=0.0, tag=""):
+            started = time.time()
+            time.sleep(float(seconds))
+            return {"tag": tag, "started": started, "ended": time.time()}
+    """,
+    "boom": """
+        def process(**inputs):
+            raise RuntimeError("the disk is on fire")
+    """,
+}
+
+
+def write_script(folder: Path, name: str, body: str) -> Script:
+    path = folder / name
+    (path / "handler").mkdir(parents=True)
+    (path / f"{name}.para").write_text(f"id: {name}\nversion: '0.1.0'\ninputs: {{}}\noutputs: {{}}\n")
+    (path / "handler" / "__init__.py").write_text("")
+    (path / "handler" / "handler.py").write_text(
+        "from blcks import blcks\n"
+        f"FAAS_METHOD_NAME = {name!r}\n"
+        "@blcks\ndef main(event, context):\n    pass\n"
+        + textwrap.dedent(body).replace("def process", f"@blcks.script({name!r})\ndef process", 1)
+    )
+    script = Script.load(path, installed=False)
+    assert script is not None
+    return script
+
+
+@pytest.fixture(scope="module")
+def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
+    folder = tmp_path_factory.mktemp("scripts")
+    runtime = LocalRuntime()
+    handles = []
+    try:
+        for name, body in HANDLERS.items():
+            script = write_script(folder, name, body)
+            handles.append(runtime.start(script, free_port(), {}, folder / f"{name}.log"))
+        yield {h.script_id: h.port for h in handles}
+    finally:
+        for handle in handles:
+            runtime.stop(handle)
+
+
+def node(node_id: str, kind: str, script: str = "") -> dict[str, Any]:
+    meta: dict[str, Any] = {"type": kind, "title": kind}
+    if script:
+        meta["script"] = {"id": script}
+    return {"id": node_id, "metadata": meta}
+
+
+def edge(source: str, target: str, binding: list | None = None, filters: dict | None = None) -> dict:
+    meta: dict[str, Any] = {}
+    if binding:
+        meta["binding"] = binding
+    if filters:
+        meta["filters"] = filters
+    return {"source": source, "target": target, "metadata": meta}
+
+
+def run(
+    ports: dict[str, int],
+    nodes: list[dict],
+    edges: list[dict],
+    paras: dict | None = None,
+    overrides: dict | None = None,
+    event: dict | None = None,
+    timeout: float = 10.0,
+) -> tuple[RunResult, list[str]]:
+    workflow = Workflow.from_data(
+        {"graph": {"metadata": {"templateId": "t", "version": "1"}, "nodes": nodes, "edges": edges}}
+    )
+    settings = RunSettings(
+        name="t",
+        run_id="r1",
+        event=event or {},
+        paras=paras or {},
+        overrides=overrides or {},
+        timeout=timeout,
+    )
+    lines: list[str] = []
+    invoker = HttpInvoker(ports)
+    try:
+        result = Engine(workflow, settings, invoker, say=lines.append).run()
+    finally:
+        invoker.close()
+    return result, lines
+
+
+def test_chain_with_typed_and_interpolated_bindings(ports: dict[str, int]) -> None:
+    result, lines = run(
+        ports,
+        [node("0", "trigger"), node("2", "action", "echo"), node("3", "action", "echo"),
+         node("1", "terminator")],
+        [
+            edge("0", "2", [{"property": "hosts", "value": "{{ 0.hosts }}", "type": "array"},
+                            {"property": "n", "value": "7", "type": "integer"}]),
+            edge("2", "3", [{"property": "ids", "value": "{{ 2.got.hosts[].id }}"},
+                            {"property": "text", "value": "count: {{ 2.count }}"},
+                            {"property": "bot.0", "value": "C-ops"}]),
+            edge("3", "1"),
+        ],
+        event={"hosts": [{"id": "a"}, {"id": "b"}]},
+    )
+    assert result.status == "done", result.error
+    assert result.nodes["2"].inputs == {"hosts": [{"id": "a"}, {"id": "b"}], "n": 7}
+    assert result.nodes["3"].outputs["got"] == {"ids": ["a", "b"], "text": "count: 2", "bot": ["C-ops"]}
+    assert lines[0] == "Workflow [t] start..."
+    assert "[EXEC] id: 2, type: action, scriptId: echo, scriptType: blcks" in lines
+    assert "[FINISH] id: 1, type: terminator, scriptId: , scriptType: not_script" in lines
+    assert lines[-1] == "Done. [t]"
+
+
+def test_selector_takes_one_branch_and_skips_the_other(ports: dict[str, int]) -> None:
+    result, lines = run(
+        ports,
+        [node("0", "trigger"), node("2", "action", "echo"), node("4", "selector"),
+         node("5", "action", "echo"), node("6", "action", "echo"), node("1", "terminator")],
+        [
+            edge("0", "2", [{"property": "x", "value": 1}]),
+            edge("2", "4"),
+            edge("4", "5", filters={"property": "nodes.2.count", "operator": ">", "value": 0}),
+            edge("4", "6", filters={"property": "nodes.4.count", "operator": "<=", "value": 0}),
+            edge("5", "1"),
+            edge("6", "1"),
+        ],
+    )
+    assert result.status == "done", result.error
+    assert result.nodes["5"].status == "done"
+    assert result.nodes["6"].status == "skipped"
+    assert result.nodes["1"].status == "done"
+    assert "[SKIP] id: 6, type: action, scriptId: echo (no incoming edge taken)" in lines
+
+
+def test_all_edges_not_taken_skips_down_to_the_end(ports: dict[str, int]) -> None:
+    result, _ = run(
+        ports,
+        [node("0", "trigger"), node("4", "selector"), node("5", "action", "echo"),
+         node("1", "terminator")],
+        [edge("0", "4"),
+         edge("4", "5", filters={"and": [{"property": "nodes.0.go", "operator": "==", "value": True}]}),
+         edge("5", "1")],
+        event={"go": False},
+    )
+    assert result.status == "done"
+    assert [result.nodes[i].status for i in ("5", "1")] == ["skipped", "skipped"]
+
+
+def test_independent_branches_run_concurrently_and_join(ports: dict[str, int]) -> None:
+    result, _ = run(
+        ports,
+        [node("0", "trigger"), node("2", "action", "nap"), node("3", "action", "nap"),
+         node("5", "action", "echo"), node("1", "terminator")],
+        [
+            edge("0", "2", [{"property": "seconds", "value": 0.4}, {"property": "tag", "value": "a"}]),
+            edge("0", "3", [{"property": "seconds", "value": 0.4}, {"property": "tag", "value": "b"}]),
+            edge("2", "5", [{"property": "a", "value": "{{ 2.tag }}"}]),
+            edge("3", "5", [{"property": "b", "value": "{{ 3.tag }}"}]),
+            edge("5", "1"),
+        ],
+    )
+    assert result.status == "done", result.error
+    a, b = result.nodes["2"].outputs, result.nodes["3"].outputs
+    assert a["started"] < b["ended"] and b["started"] < a["ended"]  # the naps overlapped
+    assert result.nodes["5"].outputs["got"] == {"a": "a", "b": "b"}
+
+
+def test_data_overrides_fill_inputs_on_taken_edges(ports: dict[str, int]) -> None:
+    result, _ = run(
+        ports,
+        [node("0", "trigger"), node("2", "action", "echo"), node("1", "terminator")],
+        [edge("0", "2", [{"property": "bot_infos.0", "value": "x"}]), edge("2", "1")],
+        overrides={"0-2": {"bot_infos.0": {"type": "string", "value": "C-ops"},
+                           "retries": {"type": "integer", "value": "3"}}},
+    )
+    assert result.nodes["2"].inputs == {"bot_infos": ["C-ops"], "retries": 3}
+
+
+def test_missing_required_input_names_node_script_and_input(ports: dict[str, int]) -> None:
+    result, lines = run(
+        ports,
+        [node("0", "trigger"), node("2", "action", "echo"), node("1", "terminator")],
+        [edge("0", "2"), edge("2", "1")],
+        paras={"echo": {"inputs": {"name": {"type": "string"}}, "required": ["name"]}},
+    )
+    assert result.status == "failed"
+    assert result.error == (
+        "node 2 (echo): required input 'name' has no value; "
+        "bind it on an incoming edge or in inputs/data.yml"
+    )
+    assert result.nodes["1"].status == "not run"
+    assert "Done. [t]" not in lines
+
+
+def test_wrong_input_type_is_refused_before_the_call(ports: dict[str, int]) -> None:
+    result, _ = run(
+        ports,
+        [node("0", "trigger"), node("2", "action", "echo"), node("1", "terminator")],
+        [edge("0", "2", [{"property": "ids", "value": "abc"}]), edge("2", "1")],
+        paras={"echo": {"inputs": {"ids": {"type": "array"}}}},
+    )
+    assert result.status == "failed"
+    assert "input 'ids' must be array, got str 'abc'" in result.error
+
+
+def test_failing_script_stops_the_run(ports: dict[str, int]) -> None:
+    result, lines = run(
+        ports,
+        [node("0", "trigger"), node("2", "action", "boom"), node("3", "action", "echo"),
+         node("1", "terminator")],
+        [edge("0", "2"), edge("2", "3"), edge("3", "1")],
+    )
+    assert result.status == "failed"
+    assert result.error == (
+        "node 2 (boom): failed with HTTP 500: RuntimeError: the disk is on fire"
+    )
+    assert result.nodes["3"].status == "not run"
+    assert "[FAIL] id: 2, type: action, scriptId: boom, scriptType: blcks" in lines
+
+
+def test_hanging_script_times_out(ports: dict[str, int]) -> None:
+    result, _ = run(
+        ports,
+        [node("0", "trigger"), node("2", "action", "nap"), node("1", "terminator")],
+        [edge("0", "2", [{"property": "seconds", "value": 3}]), edge("2", "1")],
+        timeout=0.5,
+    )
+    assert result.status == "failed"
+    assert result.error == "node 2 (nap): timed out after 0.5 s (action_timeout)"
+
+
+def test_unknown_node_in_a_binding_is_a_clear_error(ports: dict[str, int]) -> None:
+    result, _ = run(
+        ports,
+        [node("0", "trigger"), node("2", "action", "echo"), node("1", "terminator")],
+        [edge("0", "2", [{"property": "x", "value": "{{ 9.y }}"}]), edge("2", "1")],
+    )
+    assert result.status == "failed"
+    assert result.error.startswith("node 2 (echo): edge 0-2 binding 'x': ")
+    assert "9" in result.error
