@@ -1,0 +1,230 @@
+"""`python -m blcks.serve --script-dir DIR --port N`: serve one script over HTTP.
+
+The wire shape of an OpenFaaS function: POST the event JSON, get 200 with the outputs or
+an error status with `{code, msg}`. One thread per connection, HTTP/1.1 keep-alive.
+SIGTERM/SIGINT stop accepting, let in-flight calls finish, then exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import importlib
+import json
+import os
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple
+
+from blcks import blcks
+from blcks.context import CallContext, bound
+from blcks.errors import InputError, ScriptError
+
+EXIT_IMPORT = 3
+EXIT_LISTEN = 4
+
+
+class Script(NamedTuple):
+    name: str
+    main: Callable[..., Any]
+
+    @classmethod
+    def load(cls, script_dir: str) -> Script:
+        """Import `handler.handler` from `script_dir`, which must define main(event, context)."""
+        folder = os.path.abspath(script_dir)
+        source = os.path.join(folder, "handler", "handler.py")
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"{source} does not exist")
+        sys.path.insert(0, folder)
+        module = importlib.import_module("handler.handler")
+        main = getattr(module, "main", None)
+        if not callable(main):
+            raise AttributeError("handler/handler.py defines no main(event, context)")
+        return cls(str(getattr(module, "FAAS_METHOD_NAME", "") or os.path.basename(folder)), main)
+
+    def invoke(self, body: bytes, context: dict[str, Any]) -> tuple[int, bytes]:
+        """Run main on a request body; the HTTP status and the JSON answer."""
+        try:
+            event = json.loads(body)
+        except ValueError as err:
+            return 400, _error(400, f"the request body is not JSON: {err}")
+        task_id = str(event.get("taskId") or "") if isinstance(event, dict) else ""
+        with bound(CallContext(script=self.name, task_id=task_id)):
+            try:
+                outputs = self.main(event, context)
+                if not isinstance(outputs, dict):
+                    raise TypeError(
+                        f"main returned {type(outputs).__name__}, expected the outputs dict: "
+                        "decorate main with @blcks"
+                    )
+                return 200, _json(outputs)
+            except InputError as err:
+                return 400, _error(err.code, err.msg)
+            except ScriptError as err:
+                return (err.code if 400 <= err.code <= 599 else 500), _error(err.code, err.msg)
+            except Exception as err:
+                blcks.logger.error("%s failed", self.name, exc_info=True)
+                return 500, _error(500, f"{type(err).__name__}: {err}")
+
+
+class Server(ThreadingHTTPServer):
+    """Counts calls in flight so a shutdown can wait for them."""
+
+    allow_reuse_port = False  # a second server on the same port must fail, not share it
+
+    def __init__(self, host: str, port: int, script: Script) -> None:
+        self.script = script
+        self.stopping = False
+        self._calls = threading.Condition()
+        self._in_flight = 0
+        if ":" in host:
+            self.address_family = socket.AF_INET6
+        super().__init__((host, port), RequestHandler)
+
+    def server_bind(self) -> None:
+        # HTTPServer's own version calls socket.getfqdn(host): a DNS lookup at every start.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = str(self.server_address[0])
+        self.server_port = int(self.server_address[1])
+
+    def begin_call(self) -> bool:
+        with self._calls:
+            if self.stopping:
+                return False
+            self._in_flight += 1
+            return True
+
+    def end_call(self) -> None:
+        with self._calls:
+            self._in_flight -= 1
+            self._calls.notify_all()
+
+    def stop(self) -> None:
+        """Refuse new calls and end serve_forever (from a thread other than its own)."""
+        with self._calls:
+            self.stopping = True
+            in_flight = self._in_flight
+        with bound(CallContext(script=self.script.name)):
+            blcks.logger.info("stopping, %d call(s) in flight", in_flight)
+        self.shutdown()
+
+    def drain(self) -> None:
+        with self._calls:
+            self._calls.wait_for(lambda: self._in_flight == 0)
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # otherwise delayed ACKs cost ~40 ms per keep-alive call
+    server_version = "blcks"
+    server: Server
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        path = self.path.split("?", 1)[0]
+        if path == "/healthz":
+            health = {"status": "ok", "script": self.server.script.name, "pid": os.getpid()}
+            self._reply(200, _json(health))
+        else:
+            self._reply(404, _error(404, f"no route GET {path}"))
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        path = self.path.split("?", 1)[0]
+        length = self.headers.get("Content-Length")
+        if length is None or not length.strip().isdigit():
+            self._reply(411, _error(411, "a Content-Length header is required"), close=True)
+            return
+        body = self.rfile.read(int(length))
+        if not _is_call(path):
+            self._reply(404, _error(404, f"no route POST {path} (POST / or /function/<name>)"))
+        elif not self.server.begin_call():
+            self._reply(503, _error(503, "the server is shutting down"), close=True)
+        else:
+            try:
+                context = {"path": self.path, "headers": dict(self.headers)}
+                self._reply(*self.server.script.invoke(body, context))
+            finally:
+                self.server.end_call()  # after the reply: a shutdown waits for it to be sent
+
+    def _reply(self, status: int, body: bytes, close: bool = False) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        blcks.logger.debug("%s %s", self.address_string(), format % args)
+
+    def log_error(self, format: str, *args: Any) -> None:
+        blcks.logger.warning("%s %s", self.address_string(), format % args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m blcks.serve", description=__doc__)
+    parser.add_argument("--script-dir", required=True, help="the script folder holding handler/")
+    parser.add_argument("--port", required=True, type=int, help="TCP port (0: any free port)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    args = parser.parse_args(argv)
+
+    try:
+        script = Script.load(args.script_dir)
+    except (Exception, SystemExit) as err:
+        print(
+            f"blcks.serve: cannot import handler from {args.script_dir}: "
+            f"{type(err).__name__}: {err}",
+            file=sys.stderr,
+        )
+        traceback.print_exc()
+        return EXIT_IMPORT
+
+    try:
+        server = Server(args.host, args.port, script)
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            problem = f"port {args.port} on {args.host} is already in use"
+        else:
+            problem = f"cannot listen on {args.host}:{args.port}: {err}"
+        print(f"blcks.serve: {problem}", file=sys.stderr)
+        return EXIT_LISTEN
+
+    def on_signal(signum: int, frame: object) -> None:
+        # shutdown() waits for serve_forever, which runs in this (the main) thread.
+        threading.Thread(target=server.stop, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"blcks {script.name} listening on http://{shown}:{server.server_port}", flush=True)
+    with bound(CallContext(script=script.name)):
+        try:
+            server.serve_forever(poll_interval=0.02)  # how fast a SIGTERM is noticed
+            server.drain()
+        finally:
+            server.server_close()
+        blcks.logger.info("stopped")
+    return 0
+
+
+def _is_call(path: str) -> bool:
+    return path == "/" or (path.startswith("/function/") and len(path) > len("/function/"))
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False).encode("utf-8")
+
+
+def _error(code: int, msg: str) -> bytes:
+    return _json({"code": code, "msg": msg})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
