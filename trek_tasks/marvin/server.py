@@ -1,0 +1,650 @@
+"""The embedded local Marvin: a JSON API over HTTP/1.1, by default on 127.0.0.1.
+
+Standard library only, so it starts fast and needs nothing installed. The routes are
+documented in docs/marvin-api.md. Run it alone with::
+
+    python -m trek_tasks.marvin.server --db .trek/marvin.db --secret-file FILE \\
+        --inventory inputs/inventory.yml --port 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import io
+import json
+import re
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import traceback
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from email.message import Message as Headers
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from trek_tasks.errors import BadInput, TrekError
+from trek_tasks.files import display
+from trek_tasks.marvin.inventory import Channel, Inventory, load_inventory, tag_problem
+from trek_tasks.marvin.store import (
+    ASSET_TYPES,
+    AssetRef,
+    Conflict,
+    NotFound,
+    Store,
+    TagChange,
+)
+from trek_tasks.marvin.tokens import TokenError, issue_token, verify_token
+
+NAME = "local-marvin"
+MAX_BODY = 64 * 1024 * 1024
+WEBHOOK_TIMEOUT = 5.0
+IDLE_TIMEOUT = 60.0
+BAD_TOKEN = "missing or invalid token"
+_ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+_KINDS = {"templates": "template", "scripts": "script"}
+
+Reply = tuple[int, dict[str, Any]]
+
+
+class PortInUse(TrekError):
+    """The port is taken by another program (exit code 4)."""
+
+    exit_code = 4
+
+
+class ApiError(Exception):
+    """An answer other than success: becomes ``{"code": status, "msg": message}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a route handler sees of one HTTP request."""
+
+    params: dict[str, str]
+    query: dict[str, str]
+    headers: Headers
+    body: bytes
+    subject: str | None
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Callable[[Api, Request], Reply]
+    auth: bool = True
+
+
+def _json_body(request: Request) -> Any:
+    if not request.body.strip():
+        raise ApiError(400, "the body must be JSON")
+    try:
+        return json.loads(request.body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ApiError(400, "the body is not UTF-8 text") from None
+    except json.JSONDecodeError as err:
+        raise ApiError(
+            400, f"the body is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
+        ) from None
+
+
+def _parse_tag_changes(body: Any) -> list[TagChange]:
+    shape = 'the body must be a list of {"name", "tagged", "assets"} objects'
+    if not isinstance(body, list):
+        raise ApiError(400, shape)
+    changes = []
+    for index, item in enumerate(body):
+        if not isinstance(item, dict):
+            raise ApiError(400, f"{shape}; item {index} is not an object")
+        problem = tag_problem(item.get("name"))
+        if problem:
+            raise ApiError(400, f"item {index}: {problem}")
+        tagged = item.get("tagged")
+        # Marvin's own blckssettags para declares tagged as enum [1, 0]: take those too.
+        if not isinstance(tagged, int) or tagged not in (0, 1):
+            raise ApiError(400, f"item {index}: 'tagged' must be true or false")
+        changes.append(TagChange(item["name"], bool(tagged), _parse_assets(item, index)))
+    return changes
+
+
+def _parse_assets(item: dict[str, Any], index: int) -> tuple[AssetRef, ...]:
+    assets = item.get("assets")
+    shape = f'item {index}: \'assets\' must be a list of {{"id", "type"}} objects'
+    if not isinstance(assets, list):
+        raise ApiError(400, shape)
+    refs = []
+    for asset in assets:
+        if not isinstance(asset, dict):
+            raise ApiError(400, shape)
+        asset_id, kind = asset.get("id"), asset.get("type")
+        if not isinstance(asset_id, str) or not asset_id:
+            raise ApiError(400, f"item {index}: an asset id must be a non-empty string")
+        if not isinstance(kind, str) or kind.upper() not in ASSET_TYPES:
+            known = ", ".join(ASSET_TYPES)
+            raise ApiError(400, f"item {index}: asset type {kind!r} is not one of {known}")
+        refs.append(AssetRef(asset_id, ASSET_TYPES[kind.upper()]))
+    return tuple(refs)
+
+
+def _parse_message_body(body: Any) -> tuple[list[str], str]:
+    if not isinstance(body, dict):
+        raise ApiError(400, 'the body must be an object {"channel_ids": [...], "message": "..."}')
+    channel_ids = body.get("channel_ids")
+    if (
+        not isinstance(channel_ids, list)
+        or not channel_ids
+        or not all(isinstance(i, str) and i for i in channel_ids)
+    ):
+        raise ApiError(400, "'channel_ids' must be a non-empty list of channel ids")
+    message = body.get("message")
+    if not isinstance(message, str):
+        raise ApiError(400, "'message' must be a string")
+    return list(dict.fromkeys(channel_ids)), message
+
+
+def forward(channel: Channel, message: str) -> bool:
+    """POST the message to the channel's webhook; False when it has none or it failed.
+
+    A failure is also logged to stderr: the message stays stored either way.
+    """
+    if not channel.webhook:
+        return False
+    payload = {"channel_id": channel.id, "channel_name": channel.name, "message": message}
+    request = urllib.request.Request(
+        channel.webhook,
+        data=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as response:
+            response.read()
+        return True
+    except urllib.error.HTTPError as err:
+        err.close()
+        reason = f"HTTP {err.code}"
+    except urllib.error.URLError as err:
+        reason = str(err.reason)
+    except (OSError, ValueError) as err:
+        reason = str(err) or type(err).__name__
+    # The webhook's path may be its secret (chat webhooks are), so show only its origin.
+    parts = urlsplit(channel.webhook)
+    print(
+        f"local Marvin: webhook of channel {channel.id} ({parts.scheme}://{parts.netloc})"
+        f" failed: {reason}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return False
+
+
+class Api:
+    """The routes: each takes a :class:`Request` and returns ``(status, json)``."""
+
+    def __init__(self, store: Store, secret: str) -> None:
+        self.store = store
+        self.secret = secret
+
+    def health(self, request: Request) -> Reply:
+        return 200, {"status": "ok", "name": NAME}
+
+    def login(self, request: Request) -> Reply:
+        body = _json_body(request)
+        if not isinstance(body, dict) or not all(
+            isinstance(body.get(key), str) for key in ("username", "password")
+        ):
+            raise ApiError(400, 'the body must be {"username": "...", "password": "..."}')
+        if not self.store.check_password(body["username"], body["password"]):
+            raise ApiError(401, "wrong username or password")
+        return 200, {"token": issue_token(self.secret, body["username"])}
+
+    def users_me(self, request: Request) -> Reply:
+        assert request.subject is not None
+        account = self.store.account(request.subject)
+        if account is None:
+            raise ApiError(404, f"user '{request.subject}' not found")
+        return 200, {"data": asdict(account)}
+
+    def hosts(self, request: Request) -> Reply:
+        hosts = self.store.hosts(request.query.get("search", ""))
+        return 200, {"data": [asdict(host) for host in hosts]}
+
+    def host(self, request: Request) -> Reply:
+        return 200, {"data": asdict(self.store.host(request.params["id"]))}
+
+    def tags(self, request: Request) -> Reply:
+        return 200, {"data": [asdict(tag) for tag in self.store.tags()]}
+
+    def update_tags(self, request: Request) -> Reply:
+        changes = _parse_tag_changes(_json_body(request))
+        self.store.update_tags(changes)
+        data = [
+            {"name": c.name, "tagged": c.tagged, "assets": [a.id for a in c.assets]}
+            for c in changes
+        ]
+        return 200, {"data": data}
+
+    def channels(self, request: Request) -> Reply:
+        return 200, {"data": [{"id": c.id, "name": c.name} for c in self.store.channels()]}
+
+    def send_messages(self, request: Request) -> Reply:
+        channel_ids, text = _parse_message_body(_json_body(request))
+        task_id = (request.headers.get("X-Task-Id") or "").strip() or None
+        stored = self.store.add_messages(channel_ids, text, task_id)
+        channels = {channel.id: channel for channel in self.store.channels()}
+        data = []
+        for message in stored:
+            channel = channels.get(message.channel_id)
+            forwarded = channel is not None and forward(channel, text)
+            data.append(
+                {"id": message.id, "channel_id": message.channel_id, "forwarded": forwarded}
+            )
+        return 200, {"data": data}
+
+    def messages(self, request: Request) -> Reply:
+        after_text = request.query.get("after", "0")
+        if not _is_number(after_text, digits=18):
+            raise ApiError(400, f"'after' must be a whole number, not '{after_text}'")
+        after = int(after_text)
+        task_id = request.query.get("task_id")
+        return 200, {"data": [asdict(m) for m in self.store.messages(after, task_id)]}
+
+    def _item_key(self, request: Request) -> tuple[str, str, str]:
+        kind = _KINDS[request.params["kind"]]
+        for part in ("id", "version"):
+            value = request.params[part]
+            if not _ITEM_ID.fullmatch(value):
+                raise ApiError(400, f"'{value}' is not a valid {kind} {part}")
+        return kind, request.params["id"], request.params["version"]
+
+    def put_item(self, request: Request) -> Reply:
+        kind, item_id, version = self._item_key(request)
+        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip()
+        if content_type.lower() != "application/zip":
+            raise ApiError(415, f"a {kind} upload needs Content-Type application/zip")
+        if not zipfile.is_zipfile(io.BytesIO(request.body)):
+            raise ApiError(400, f"the {kind} upload is not a zip file")
+        overwrite = request.query.get("overwrite", "").lower() in ("true", "1", "yes")
+        item, outcome = self.store.put_item(kind, item_id, version, request.body, overwrite)
+        data = {"id": item.id, "version": item.version, "digest": item.digest}
+        if outcome == "created":
+            return 201, {"data": data}
+        return 200, {"data": data, outcome: True}
+
+    def get_item(self, request: Request) -> Reply:
+        item = self.store.item(*self._item_key(request))
+        return 200, {"data": {key: value for key, value in asdict(item).items() if key != "kind"}}
+
+    def authenticate(self, authorization: str | None) -> str:
+        """The token's subject; ``ApiError`` 401 for anything else (never echoing it)."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, BAD_TOKEN)
+        try:
+            claims = verify_token(self.secret, token.strip())
+        except TokenError:
+            raise ApiError(401, BAD_TOKEN) from None
+        subject = claims.get("sub")
+        if not isinstance(subject, str):
+            raise ApiError(401, BAD_TOKEN)
+        return subject
+
+    def handle(
+        self, method: str, target: str, headers: Headers, read_body: Callable[[], bytes]
+    ) -> Reply:
+        """Route one request; every failure becomes an error reply."""
+        url = urlsplit(target)
+        try:
+            matched = [(route, m) for route in ROUTES if (m := route.pattern.fullmatch(url.path))]
+            if any(route.auth for route, _ in matched) or (
+                not matched and url.path.startswith("/api/")
+            ):
+                subject: str | None = self.authenticate(headers.get("Authorization"))
+            else:
+                subject = None
+            chosen = [(route, m) for route, m in matched if route.method == method]
+            if not chosen:
+                if matched:
+                    raise ApiError(405, f"{method} is not allowed on {url.path}")
+                raise ApiError(404, f"no such endpoint: {method} {url.path}")
+            route, match = chosen[0]
+            query = {key: values[0] for key, values in parse_qs(url.query).items()}
+            params = {key: unquote(value) for key, value in match.groupdict().items()}
+            request = Request(params, query, headers, read_body(), subject)
+            return route.handler(self, request)
+        except ApiError as err:
+            return err.status, {"code": err.status, "msg": err.message}
+        except NotFound as err:
+            return 404, {"code": 404, "msg": err.message}
+        except Conflict as err:
+            return 409, {"code": 409, "msg": err.message}
+
+
+def _route(
+    method: str, path: str, handler: Callable[[Api, Request], Reply], auth: bool = True
+) -> Route:
+    return Route(method, re.compile(path), handler, auth)
+
+
+_ITEM = r"/api/v1/(?P<kind>templates|scripts)/(?P<id>[^/]+)/(?P<version>[^/]+)"
+ROUTES = (
+    _route("GET", "/healthz", Api.health, auth=False),
+    _route("POST", "/api/v1/auth/login", Api.login, auth=False),
+    _route("GET", "/api/v1/users/me", Api.users_me),
+    _route("GET", "/api/v1/hosts", Api.hosts),
+    _route("GET", r"/api/v1/hosts/(?P<id>[^/]+)", Api.host),
+    _route("GET", "/api/v1/tags", Api.tags),
+    _route("POST", "/api/v1/tags/update", Api.update_tags),
+    _route("GET", "/api/v1/channels", Api.channels),
+    _route("POST", "/api/v1/channels/messages", Api.send_messages),
+    _route("GET", "/api/v1/messages", Api.messages),
+    _route("PUT", _ITEM, Api.put_item),
+    _route("GET", _ITEM, Api.get_item),
+)
+
+
+def _is_number(text: str, digits: int = 30) -> bool:
+    """Plain ASCII digits, not too many of them (SQLite integers stop at 2**63)."""
+    return text.isascii() and text.isdigit() and len(text) <= digits
+
+
+def _check_size(length: int) -> None:
+    if length > MAX_BODY:
+        raise ApiError(413, f"the body is larger than {MAX_BODY // 2**20} MiB")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    timeout = IDLE_TIMEOUT
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.untrack(self.connection)
+
+    def do_GET(self) -> None:
+        self._body: bytes | ApiError | None = None
+        try:
+            status, payload = self.server.api.handle(
+                self.command, self.path, self.headers, self._read_body
+            )
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
+            status, payload = 500, {"code": 500, "msg": "internal error of the local Marvin"}
+        if self._body is None:
+            # Take in a body the answer did not need (a 401, a 404) so the client can finish
+            # sending it and read the answer, and the connection stays usable.
+            try:
+                self._read_body()
+            except ApiError:
+                pass
+        self._send(status, payload)
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
+
+    def _read_body(self) -> bytes:
+        """The request body, read once; a bad one closes the connection after the answer."""
+        if self._body is None:
+            try:
+                self._body = self._receive()
+            except ApiError as err:
+                self._body = err
+                self.close_connection = True
+        if isinstance(self._body, ApiError):
+            raise self._body
+        return self._body
+
+    def _receive(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._receive_chunked()
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not _is_number(text):
+            raise ApiError(400, "Content-Length must be a whole number")
+        length = int(text)
+        _check_size(length)
+        body = self.rfile.read(length)
+        if len(body) < length:
+            raise ApiError(400, "the body ended before Content-Length bytes")
+        return body
+
+    def _receive_chunked(self) -> bytes:
+        body = bytearray()
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                size = -1
+            if size < 0:
+                raise ApiError(400, "malformed chunked body")
+            if size == 0:
+                break
+            _check_size(len(body) + size)
+            chunk = self.rfile.read(size)
+            if len(chunk) < size or self.rfile.readline(3).strip():
+                raise ApiError(400, "malformed chunked body")
+            body += chunk
+        while self.rfile.readline(1024).strip():
+            pass  # trailer fields: not used
+        return bytes(body)
+
+    def _send(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def version_string(self) -> str:
+        return NAME
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.log_requests:
+            sys.stderr.write(f"local Marvin: {self.address_string()} {format % args}\n")
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    # Handler threads are joined on close; stop() first shuts their sockets down.
+    daemon_threads = False
+    allow_reuse_port = False
+    # socketserver's default backlog of 5 resets connections when scripts run in parallel.
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], log_requests: bool) -> None:
+        self.api: Api
+        self.log_requests = log_requests
+        self._connections: set[socket.socket] = set()
+        self._guard = threading.Lock()
+        self._closing = False
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind looks up the host's FQDN, which can stall on bad DNS.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+    def track(self, conn: socket.socket) -> None:
+        with self._guard:
+            self._connections.add(conn)
+            if self._closing:
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def untrack(self, conn: socket.socket) -> None:
+        with self._guard:
+            self._connections.discard(conn)
+
+    def drop_connections(self) -> None:
+        """Wake every handler waiting on a keep-alive connection so it can end."""
+        with self._guard:
+            self._closing = True
+            for conn in self._connections:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+class MarvinServer:
+    """The local Marvin served from a thread: ``start()``, ``.url``, ``stop()``."""
+
+    def __init__(
+        self,
+        db_path: Path,
+        inventory: Inventory,
+        secret: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log_requests: bool = False,
+    ) -> None:
+        if not secret:
+            raise BadInput("the local Marvin needs a non-empty secret (marvin_secret)", "secret")
+        self.db_path = db_path
+        self.inventory = inventory
+        self.secret = secret
+        self.host = host
+        self.port = port
+        self.log_requests = log_requests
+        self._httpd: _HTTPServer | None = None
+        self._store: Store | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the running server."""
+        if self._httpd is None:
+            raise RuntimeError("the local Marvin is not started")
+        return f"http://{self.host}:{self._httpd.server_address[1]}"
+
+    def start(self) -> None:
+        """Bind (``PortInUse`` if taken), reseed the database, serve in a thread."""
+        try:
+            httpd = _HTTPServer((self.host, self.port), self.log_requests)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise PortInUse(
+                    f"port {self.port} is already in use; stop what uses it or choose another",
+                    f"{self.host}:{self.port}",
+                ) from None
+            reason = err.strerror or str(err)
+            raise BadInput(f"cannot listen: {reason}", f"{self.host}:{self.port}") from None
+        try:
+            self._store = Store.create(self.db_path, self.inventory)
+        except BaseException:
+            httpd.server_close()
+            raise
+        httpd.api = Api(self._store, self.secret)
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=NAME, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving, end open connections, close the database. Safe to call twice."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.drop_connections()
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        if self._store is not None:
+            self._store.close()
+
+    def __enter__(self) -> MarvinServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def read_secret(path: Path) -> str:
+    """The secret kept in a file (so it never shows in ``ps``); surrounding space dropped."""
+    shown = display(path)
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise BadInput("secret file not found", shown) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise BadInput(f"cannot read the secret file: {err}", shown) from None
+    if not secret:
+        raise BadInput("the secret file is empty; write marvin_secret into it", shown)
+    return secret
+
+
+def _port(text: str) -> int:
+    if not _is_number(text, digits=5) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 65535, not '{text}'")
+    return int(text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m trek_tasks.marvin.server", description="Run the local Marvin."
+    )
+    parser.add_argument("--db", type=Path, required=True, help="SQLite file (made if missing)")
+    parser.add_argument("--inventory", type=Path, help="inventory YAML (missing = empty)")
+    parser.add_argument("--secret-file", type=Path, required=True, help="file holding the secret")
+    parser.add_argument("--port", type=_port, default=0, help="0 picks a free port (default)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--log-requests", action="store_true", help="log each request to stderr")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGTERM (exit 0) or SIGINT (exit 130); errors print one line."""
+    args = _parser().parse_args(argv)
+    stopping = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        secret = read_secret(args.secret_file)
+        inventory = load_inventory(args.inventory) if args.inventory else Inventory()
+        server = MarvinServer(args.db, inventory, secret, args.host, args.port, args.log_requests)
+        server.start()
+    except TrekError as err:
+        print(str(err), file=sys.stderr)
+        return err.exit_code
+    print(f"local Marvin listening on {server.url}", flush=True)
+    try:
+        stopping.wait()
+    finally:
+        server.stop()
+    return 130 if received and received[0] == signal.SIGINT else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
