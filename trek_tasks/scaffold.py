@@ -1,0 +1,464 @@
+"""Scaffolds: new projects and blcks script folders, rendered from ``templates/``.
+
+A template set is a folder tree. Every part of a file's path is rendered with jinja2
+(``{{ name }}.para.j2`` is named after the script); a part starting with ``dot-`` gets a
+leading dot instead (``dot-gitignore`` -> ``.gitignore``: a real ``.gitignore`` inside
+the repository would act on the repository itself); files ending in ``.j2`` are rendered
+and lose the suffix; other files are copied byte for byte. ``.trek/config.json`` is
+written through ``config.write_file``, so it is 0600 whenever it holds a credential.
+
+Everything is rendered into a temp folder beside the destination (inside it for the
+``init`` commands) and then moved into place: a failure leaves no half-made folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from trek_tasks.config import CONFIG_NAME, Config, write_file
+from trek_tasks.errors import BadInput
+from trek_tasks.files import display
+from trek_tasks.project import MANIFEST, find_root
+from trek_tasks.resources import templates_dir
+
+if TYPE_CHECKING:
+    import jinja2
+
+DEFAULT_REGISTRY = "localhost:5000"
+MARVIN_KEYS = ("marvin_url", "marvin_JWT", "marvin_secret")
+NAME_RULE = "use only letters, digits, '.', '_' and '-', starting with a letter"
+# The sample para, handler, handler test and runblcks inputs describe one script together:
+# initblcks adds them only when none of them exists yet, or the test would not fit.
+BLCKS_SAMPLE = ("{name}.para", "handler/handler.py", "tests/test_handler.py", "inputs/event.yml")
+_URL = re.compile(r"https?://[^/\s]+\S*")
+
+
+def check_name(name: str, what: str) -> str:
+    """``name`` when it can name a project or a script; else BadInput naming ``what``."""
+    problem = _name_problem(name)
+    if problem:
+        raise BadInput(f"{problem}; {NAME_RULE}", f"{what} '{name}'")
+    return name
+
+
+def _name_problem(name: str) -> str | None:
+    if not name:
+        return "a name cannot be empty"
+    if "/" in name or "\\" in name:
+        return "a name cannot hold '/' (it is a folder name, not a path)"
+    if ".." in name:
+        return "a name cannot hold '..'"
+    if any(char.isspace() for char in name):
+        return "a name cannot hold spaces"
+    if not (name[0].isascii() and name[0].isalpha()):
+        return "a name must start with a letter"
+    bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c in "._-"))})
+    if bad:
+        return "a name cannot hold " + ", ".join(f"'{c}'" for c in bad)
+    return None
+
+
+# Rendering ---------------------------------------------------------------------------
+
+
+def _environment() -> jinja2.Environment:
+    import jinja2
+
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+    )
+    env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False)
+    return env
+
+
+def _render(env: jinja2.Environment, text: str, variables: Mapping[str, Any], where: str) -> str:
+    import jinja2
+
+    try:
+        return env.from_string(text).render(variables)
+    except jinja2.TemplateSyntaxError as err:
+        raise BadInput(f"template error: {err.message}", f"{where}:{err.lineno}") from None
+    except jinja2.TemplateError as err:
+        raise BadInput(f"template error: {err}", where) from None
+
+
+def _output_path(
+    env: jinja2.Environment, rel: Path, variables: Mapping[str, Any], where: str
+) -> Path:
+    parts = []
+    for part in rel.parts:
+        text = _render(env, part, variables, where)
+        if text.startswith("dot-"):
+            text = "." + text[len("dot-") :]
+        if text in ("", ".", "..") or "/" in text or "\\" in text:
+            raise BadInput(f"template file name renders to '{text}', not a file name", where)
+        parts.append(text)
+    out = Path(*parts)
+    return out.with_suffix("") if out.suffix == ".j2" else out
+
+
+def _read_template(path: Path, where: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise BadInput("a .j2 template must be UTF-8 text", where) from None
+
+
+def _config_data(text: str, where: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise BadInput(f"config template renders to invalid JSON: {err.msg}", where) from None
+    if not isinstance(data, dict):
+        raise BadInput("config template must render to a JSON object", where)
+    return data
+
+
+def _write(
+    file: Path, out: Path, name: Path, env: jinja2.Environment, variables: Mapping[str, Any]
+) -> None:
+    """Write one template file to ``out / name``: rendered (``.j2``), parsed (the config
+    file, written 0600 when it holds a credential) or copied."""
+    where = display(file)
+    dest = out / name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if file.suffix != ".j2" and name != CONFIG_NAME:
+        shutil.copyfile(file, dest)
+        return
+    text = _read_template(file, where)
+    if file.suffix == ".j2":
+        text = _render(env, text, variables, where)
+    if name == CONFIG_NAME:
+        write_file(dest, _config_data(text, where))
+        return
+    if text and not text.endswith("\n"):
+        text += "\n"
+    dest.write_text(text, encoding="utf-8")
+
+
+def render_tree(source: Path, out: Path, variables: Mapping[str, Any]) -> list[Path]:
+    """Render the template set ``source`` into the folder ``out``; the relative paths made."""
+    if not source.is_dir():
+        raise BadInput("template set not found; reinstall trek-tasks", display(source))
+    env = _environment()
+    made = []
+    for file in sorted(p for p in source.rglob("*") if p.is_file()):
+        rel = file.relative_to(source)
+        if "__pycache__" in rel.parts:
+            continue
+        name = _output_path(env, rel, variables, display(file))
+        _write(file, out, name, env, variables)
+        made.append(name)
+    return made
+
+
+def _render_sets(sets: Sequence[Path], out: Path, variables: Mapping[str, Any]) -> list[Path]:
+    """Render several sets into one folder; a later set's file replaces an earlier one's."""
+    made: dict[Path, None] = {}
+    for source in sets:
+        made.update(dict.fromkeys(render_tree(source, out, variables)))
+    return list(made)
+
+
+# Placing -----------------------------------------------------------------------------
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _stage(folder: Path, name: str) -> Path:
+    """A temp folder in ``folder`` with the permissions a plain ``mkdir`` would give."""
+    stage = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=folder))
+    os.chmod(stage, 0o777 & ~_umask())
+    return stage
+
+
+def _make_parents(folder: Path) -> Path | None:
+    """Create ``folder``; return the topmost folder this created (to undo), if any."""
+    created = None
+    for candidate in (folder, *folder.parents):
+        if os.path.lexists(candidate):
+            if not candidate.is_dir():
+                raise BadInput("is a file, but a folder is needed here", display(candidate))
+            break
+        created = candidate
+    folder.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def _check_room(target: Path, files: Iterable[Path]) -> None:
+    """Nothing in ``target`` may stand where a template file or its folder goes."""
+    for rel in files:
+        for parent in reversed(rel.parents[:-1]):
+            spot = target / parent
+            if os.path.lexists(spot) and not spot.is_dir():
+                raise BadInput(
+                    "is a file, but the template puts a folder here; move it", display(spot)
+                )
+        spot = target / rel
+        if spot.is_dir() and not spot.is_symlink():
+            raise BadInput("is a folder, but the template puts a file here; move it", display(spot))
+
+
+def _move(stage: Path, target: Path, files: Iterable[Path]) -> None:
+    for rel in files:
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(stage / rel, target / rel)
+
+
+def _os_error(err: OSError, target: Path) -> BadInput:
+    # err.filename would name the temp folder, which is gone by now: name the target.
+    return BadInput(f"cannot write: {err.strerror or err}", display(target))
+
+
+def _create(target: Path, sets: Sequence[Path], variables: Mapping[str, Any]) -> list[Path]:
+    """Make ``target`` from the sets: a new folder appears whole (one rename); in an
+    existing one, the template's files replace theirs and all other files stay."""
+    created = None
+    try:
+        created = _make_parents(target.parent)
+        stage = _stage(target.parent, target.name)
+        try:
+            made = _render_sets(sets, stage, variables)
+            if target.is_dir():
+                _check_room(target, made)
+                _move(stage, target, made)
+            else:
+                os.rename(stage, target)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    except BaseException as err:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise _os_error(err, target) from None
+        raise
+    return made
+
+
+def _add_missing(
+    target: Path, sets: Sequence[Path], variables: Mapping[str, Any], together: Sequence[Path] = ()
+) -> list[Path]:
+    """Add the sets' files that ``target`` lacks; never touch an existing file.
+
+    ``together`` are files that only make sense as a group: none is added when one exists.
+    """
+    try:
+        stage = _stage(target, "trek-init")
+        try:
+            made = _render_sets(sets, stage, variables)
+            started = any(os.path.lexists(target / p) for p in together)
+            keep_out = set(together) if started else set()
+            wanted = [p for p in made if p not in keep_out and not os.path.lexists(target / p)]
+            _check_room(target, wanted)
+            _move(stage, target, wanted)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    except OSError as err:
+        raise _os_error(err, target) from None
+    return wanted
+
+
+def _check_free(target: Path, force: bool) -> None:
+    if not os.path.lexists(target):
+        return
+    if not target.is_dir():
+        raise BadInput("exists and is not a folder; choose another name", display(target))
+    if not force:
+        raise BadInput(
+            "folder exists; add -f/--force to replace the files the template makes",
+            display(target),
+        )
+
+
+def _sets(templates: Path | None, *names: str) -> list[Path]:
+    root = templates or templates_dir()
+    return [root / name for name in names]
+
+
+# Projects ----------------------------------------------------------------------------
+
+
+def _project_variables(name: str, answers: Mapping[str, str] | None) -> dict[str, Any]:
+    given = answers or {}
+    return {"name": name, **{key: str(given.get(key) or "") for key in MARVIN_KEYS}}
+
+
+def create_project(
+    dest: Path,
+    name: str,
+    answers: Mapping[str, str] | None = None,
+    force: bool = False,
+    example: bool = False,
+    templates: Path | None = None,
+) -> Path:
+    """Make the project ``dest/name``; ``answers`` hold the Marvin settings for its config.
+
+    With ``example`` the sample workflow (callservice + notification) replaces the
+    minimal one. ``templates`` is another folder of template sets (default: the shipped).
+    """
+    check_name(name, "NAME")
+    target = dest / name
+    _check_free(target, force)
+    sets = _sets(templates, "project", *(["example"] if example else []))
+    _create(target, sets, _project_variables(name, answers))
+    return target
+
+
+def _existing_folder(path: Path) -> Path:
+    if not path.is_dir():
+        problem = "is not a folder" if os.path.lexists(path) else "no such folder"
+        raise BadInput(problem, display(path))
+    return path.resolve()
+
+
+def init_project(
+    path: Path, answers: Mapping[str, str] | None = None, templates: Path | None = None
+) -> list[Path]:
+    """Turn the folder ``path`` into a project: add the files it lacks; the paths added."""
+    folder = _existing_folder(path)
+    name = check_name(folder.name, "folder name")
+    return _add_missing(folder, _sets(templates, "project"), _project_variables(name, answers))
+
+
+# blcks scripts -----------------------------------------------------------------------
+
+
+def _project_root(start: Path) -> Path | None:
+    try:
+        return find_root(start)
+    except BadInput:
+        return None
+
+
+def _blcks_variables(name: str, root: Path | None) -> dict[str, Any]:
+    registry = str(Config.load(root)["docker_registry"] or DEFAULT_REGISTRY)
+    return {"name": name, "registry": registry.rstrip("/")}
+
+
+def blcks_target(dest: Path, name: str) -> Path:
+    """Where ``createblcks NAME`` run in ``dest`` puts the script: under the project's
+    ``blcks_code_base`` inside a project, else ``dest/NAME``."""
+    root = _project_root(dest)
+    if root is None:
+        return dest / name
+    return root / str(Config.load(root)["blcks_code_base"]) / name
+
+
+def create_blcks(dest: Path, name: str, force: bool = False, templates: Path | None = None) -> Path:
+    """Make the blcks script ``name`` (see ``blcks_target``); the folder made."""
+    check_name(name, "NAME")
+    target = blcks_target(dest, name)
+    _check_free(target, force)
+    _create(target, _sets(templates, "blcks"), _blcks_variables(name, _project_root(dest)))
+    return target
+
+
+def init_blcks(path: Path, templates: Path | None = None) -> list[Path]:
+    """Turn the folder ``path`` into a blcks script folder named after it; the paths added."""
+    folder = _existing_folder(path)
+    name = check_name(folder.name, "folder name")
+    if (folder / MANIFEST).is_file():
+        raise BadInput(
+            "this is a project folder; run `trek createblcks NAME` in it to add a script",
+            display(folder),
+        )
+    together = [Path(p.format(name=name)) for p in BLCKS_SAMPLE]
+    variables = _blcks_variables(name, _project_root(folder))
+    return _add_missing(folder, _sets(templates, "blcks"), variables, together)
+
+
+# Commands (prompts and output) -------------------------------------------------------
+
+
+def _url_answer(text: str) -> str:
+    text = text.strip()
+    if text and not _URL.fullmatch(text):
+        raise click.BadParameter("give an http:// or https:// URL, or nothing")
+    return text
+
+
+def ask_marvin(yes: bool) -> dict[str, str]:
+    """The Marvin settings for a new project's config: asked, or empty with ``yes``."""
+    if yes:
+        return dict.fromkeys(MARVIN_KEYS, "")
+    click.echo("This utility will walk you through creating a config.json file.")
+    return {
+        "marvin_url": click.prompt("Marvin url", default="", value_proc=_url_answer),
+        "marvin_JWT": click.prompt("Marvin JWT", default="", hide_input=True).strip(),
+        "marvin_secret": click.prompt("Marvin secret", default="", hide_input=True).strip(),
+    }
+
+
+def _confirm_replace(target: Path, yes: bool) -> None:
+    if target.is_dir() and not yes:
+        click.confirm(
+            f"{display(target)} exists. Replace the files the template makes?", abort=True
+        )
+
+
+def _report_added(folder: Path, added: list[Path]) -> None:
+    for rel in added:
+        click.echo(f"  added {rel.as_posix()}")
+    if not added:
+        click.echo(f"  nothing to add: {display(folder)} has every file already")
+
+
+def run_createproject(dest: Path, name: str, force: bool, yes: bool, example: bool) -> Path:
+    """``trek createproject``: check, ask for the Marvin settings, create, report."""
+    check_name(name, "NAME")
+    target = dest / name
+    _check_free(target, force)
+    _confirm_replace(target, yes)
+    click.echo(f"Project [{name}] creating...")
+    create_project(dest, name, ask_marvin(yes), force=force, example=example)
+    click.echo("Done")
+    if example:
+        click.echo(f"Next: cd {display(target)} && trek install  (callservice, notification)")
+    return target
+
+
+def run_init(path: Path, yes: bool) -> list[Path]:
+    """``trek init``: add the project files the folder lacks (asks only for a new config)."""
+    folder = _existing_folder(path)
+    name = check_name(folder.name, "folder name")
+    click.echo(f"Project [{name}] initializing...")
+    answers = {} if (folder / CONFIG_NAME).exists() else ask_marvin(yes)
+    added = init_project(folder, answers)
+    _report_added(folder, added)
+    click.echo("Done")
+    return added
+
+
+def run_createblcks(dest: Path, name: str, force: bool, yes: bool) -> Path:
+    """``trek createblcks``: make the script folder and report."""
+    check_name(name, "NAME")
+    target = blcks_target(dest, name)
+    _check_free(target, force)
+    _confirm_replace(target, yes)
+    click.echo(f"Blcks [{name}] creating...")
+    create_blcks(dest, name, force=force)
+    click.echo("Done")
+    return target
+
+
+def run_initblcks(path: Path) -> list[Path]:
+    """``trek initblcks``: add the script files the folder lacks."""
+    folder = _existing_folder(path)
+    click.echo(f"Blcks [{check_name(folder.name, 'folder name')}] initializing...")
+    added = init_blcks(folder)
+    _report_added(folder, added)
+    click.echo("Done")
+    return added
