@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_port
 
 from trek_tasks.engine import Engine, HttpInvoker, RunResult, RunSettings
 from trek_tasks.graph import Workflow
 from trek_tasks.project import Script
 from trek_tasks.runtimes.local import LocalRuntime
-
-from conftest import free_port
 
 HANDLERS = {
     "echo": """
@@ -38,7 +38,9 @@ HANDLERS = {
 def write_script(folder: Path, name: str, body: str) -> Script:
     path = folder / name
     (path / "handler").mkdir(parents=True)
-    (path / f"{name}.para").write_text(f"id: {name}\nversion: '0.1.0'\ninputs: {{}}\noutputs: {{}}\n")
+    (path / f"{name}.para").write_text(
+        f"id: {name}\nversion: '0.1.0'\ninputs: {{}}\noutputs: {{}}\n"
+    )
     (path / "handler" / "__init__.py").write_text("")
     (path / "handler" / "handler.py").write_text(
         "from blcks import blcks\n"
@@ -73,7 +75,9 @@ def node(node_id: str, kind: str, script: str = "") -> dict[str, Any]:
     return {"id": node_id, "metadata": meta}
 
 
-def edge(source: str, target: str, binding: list | None = None, filters: dict | None = None) -> dict:
+def edge(
+    source: str, target: str, binding: list | None = None, filters: dict | None = None
+) -> dict:
     meta: dict[str, Any] = {}
     if binding:
         meta["binding"] = binding
@@ -114,21 +118,41 @@ def run(
 def test_chain_with_typed_and_interpolated_bindings(ports: dict[str, int]) -> None:
     result, lines = run(
         ports,
-        [node("0", "trigger"), node("2", "action", "echo"), node("3", "action", "echo"),
-         node("1", "terminator")],
         [
-            edge("0", "2", [{"property": "hosts", "value": "{{ 0.hosts }}", "type": "array"},
-                            {"property": "n", "value": "7", "type": "integer"}]),
-            edge("2", "3", [{"property": "ids", "value": "{{ 2.got.hosts[].id }}"},
-                            {"property": "text", "value": "count: {{ 2.count }}"},
-                            {"property": "bot.0", "value": "C-ops"}]),
+            node("0", "trigger"),
+            node("2", "action", "echo"),
+            node("3", "action", "echo"),
+            node("1", "terminator"),
+        ],
+        [
+            edge(
+                "0",
+                "2",
+                [
+                    {"property": "hosts", "value": "{{ 0.hosts }}", "type": "array"},
+                    {"property": "n", "value": "7", "type": "integer"},
+                ],
+            ),
+            edge(
+                "2",
+                "3",
+                [
+                    {"property": "ids", "value": "{{ 2.got.hosts[].id }}"},
+                    {"property": "text", "value": "count: {{ 2.count }}"},
+                    {"property": "bot.0", "value": "C-ops"},
+                ],
+            ),
             edge("3", "1"),
         ],
         event={"hosts": [{"id": "a"}, {"id": "b"}]},
     )
     assert result.status == "done", result.error
     assert result.nodes["2"].inputs == {"hosts": [{"id": "a"}, {"id": "b"}], "n": 7}
-    assert result.nodes["3"].outputs["got"] == {"ids": ["a", "b"], "text": "count: 2", "bot": ["C-ops"]}
+    assert result.nodes["3"].outputs["got"] == {
+        "ids": ["a", "b"],
+        "text": "count: 2",
+        "bot": ["C-ops"],
+    }
     assert lines[0] == "Workflow [t] start..."
     assert "[EXEC] id: 2, type: action, scriptId: echo, scriptType: blcks" in lines
     assert "[FINISH] id: 1, type: terminator, scriptId: , scriptType: not_script" in lines
@@ -138,8 +162,14 @@ def test_chain_with_typed_and_interpolated_bindings(ports: dict[str, int]) -> No
 def test_selector_takes_one_branch_and_skips_the_other(ports: dict[str, int]) -> None:
     result, lines = run(
         ports,
-        [node("0", "trigger"), node("2", "action", "echo"), node("4", "selector"),
-         node("5", "action", "echo"), node("6", "action", "echo"), node("1", "terminator")],
+        [
+            node("0", "trigger"),
+            node("2", "action", "echo"),
+            node("4", "selector"),
+            node("5", "action", "echo"),
+            node("6", "action", "echo"),
+            node("1", "terminator"),
+        ],
         [
             edge("0", "2", [{"property": "x", "value": 1}]),
             edge("2", "4"),
@@ -159,11 +189,21 @@ def test_selector_takes_one_branch_and_skips_the_other(ports: dict[str, int]) ->
 def test_all_edges_not_taken_skips_down_to_the_end(ports: dict[str, int]) -> None:
     result, _ = run(
         ports,
-        [node("0", "trigger"), node("4", "selector"), node("5", "action", "echo"),
-         node("1", "terminator")],
-        [edge("0", "4"),
-         edge("4", "5", filters={"and": [{"property": "nodes.0.go", "operator": "==", "value": True}]}),
-         edge("5", "1")],
+        [
+            node("0", "trigger"),
+            node("4", "selector"),
+            node("5", "action", "echo"),
+            node("1", "terminator"),
+        ],
+        [
+            edge("0", "4"),
+            edge(
+                "4",
+                "5",
+                filters={"and": [{"property": "nodes.0.go", "operator": "==", "value": True}]},
+            ),
+            edge("5", "1"),
+        ],
         event={"go": False},
     )
     assert result.status == "done"
@@ -173,11 +213,20 @@ def test_all_edges_not_taken_skips_down_to_the_end(ports: dict[str, int]) -> Non
 def test_independent_branches_run_concurrently_and_join(ports: dict[str, int]) -> None:
     result, _ = run(
         ports,
-        [node("0", "trigger"), node("2", "action", "nap"), node("3", "action", "nap"),
-         node("5", "action", "echo"), node("1", "terminator")],
         [
-            edge("0", "2", [{"property": "seconds", "value": 0.4}, {"property": "tag", "value": "a"}]),
-            edge("0", "3", [{"property": "seconds", "value": 0.4}, {"property": "tag", "value": "b"}]),
+            node("0", "trigger"),
+            node("2", "action", "nap"),
+            node("3", "action", "nap"),
+            node("5", "action", "echo"),
+            node("1", "terminator"),
+        ],
+        [
+            edge(
+                "0", "2", [{"property": "seconds", "value": 0.4}, {"property": "tag", "value": "a"}]
+            ),
+            edge(
+                "0", "3", [{"property": "seconds", "value": 0.4}, {"property": "tag", "value": "b"}]
+            ),
             edge("2", "5", [{"property": "a", "value": "{{ 2.tag }}"}]),
             edge("3", "5", [{"property": "b", "value": "{{ 3.tag }}"}]),
             edge("5", "1"),
@@ -194,8 +243,12 @@ def test_data_overrides_fill_inputs_on_taken_edges(ports: dict[str, int]) -> Non
         ports,
         [node("0", "trigger"), node("2", "action", "echo"), node("1", "terminator")],
         [edge("0", "2", [{"property": "bot_infos.0", "value": "x"}]), edge("2", "1")],
-        overrides={"0-2": {"bot_infos.0": {"type": "string", "value": "C-ops"},
-                           "retries": {"type": "integer", "value": "3"}}},
+        overrides={
+            "0-2": {
+                "bot_infos.0": {"type": "string", "value": "C-ops"},
+                "retries": {"type": "integer", "value": "3"},
+            }
+        },
     )
     assert result.nodes["2"].inputs == {"bot_infos": ["C-ops"], "retries": 3}
 
@@ -230,8 +283,12 @@ def test_wrong_input_type_is_refused_before_the_call(ports: dict[str, int]) -> N
 def test_failing_script_stops_the_run(ports: dict[str, int]) -> None:
     result, lines = run(
         ports,
-        [node("0", "trigger"), node("2", "action", "boom"), node("3", "action", "echo"),
-         node("1", "terminator")],
+        [
+            node("0", "trigger"),
+            node("2", "action", "boom"),
+            node("3", "action", "echo"),
+            node("1", "terminator"),
+        ],
         [edge("0", "2"), edge("2", "3"), edge("3", "1")],
     )
     assert result.status == "failed"
@@ -262,3 +319,80 @@ def test_unknown_node_in_a_binding_is_a_clear_error(ports: dict[str, int]) -> No
     assert result.status == "failed"
     assert result.error.startswith("node 2 (echo): edge 0-2 binding 'x': ")
     assert "9" in result.error
+
+
+def chain_run(
+    ports: dict[str, int], digests: dict[str, str], reuse: dict | None = None
+) -> RunResult:
+    workflow = Workflow.from_data(
+        {
+            "graph": {
+                "metadata": {"templateId": "t", "version": "1"},
+                "nodes": [
+                    node("0", "trigger"),
+                    node("2", "action", "echo"),
+                    node("3", "action", "nap"),
+                    node("4", "action", "echo"),
+                    node("1", "terminator"),
+                ],
+                "edges": [
+                    edge("0", "2", [{"property": "x", "value": 1}]),
+                    edge("2", "3", [{"property": "tag", "value": "{{ 2.count }}"}]),
+                    edge("3", "4", [{"property": "t", "value": "{{ 3.tag }}"}]),
+                    edge("4", "1"),
+                ],
+            }
+        }
+    )
+    settings = RunSettings(
+        name="t",
+        run_id="r",
+        event={},
+        paras={},
+        overrides={},
+        timeout=10,
+        reuse=reuse or {},
+        code_digests=digests,
+    )
+    invoker = HttpInvoker(ports)
+    try:
+        return Engine(workflow, settings, invoker, say=lambda _: None).run()
+    finally:
+        invoker.close()
+
+
+def test_reuse_is_exact(ports: dict[str, int]) -> None:
+    digests = {"echo": "e1", "nap": "n1"}
+    first = chain_run(ports, digests)
+    assert first.status == "done"
+    same = chain_run(ports, digests, reuse=first.nodes)
+    assert [same.nodes[i].status for i in ("2", "3", "4")] == ["reused", "reused", "reused"]
+    assert same.nodes["3"].outputs == first.nodes["3"].outputs
+
+    changed = chain_run(ports, {"echo": "e1", "nap": "n2"}, reuse=first.nodes)
+    assert [changed.nodes[i].status for i in ("2", "3", "4")] == ["reused", "done", "done"]
+    assert changed.nodes["3"].outputs["started"] != first.nodes["3"].outputs["started"]
+
+    failed_before = {**first.nodes, "2": replace(first.nodes["2"], status="failed")}
+    after_failure = chain_run(ports, digests, reuse=failed_before)
+    assert after_failure.nodes["2"].status == "done"
+    assert after_failure.nodes["4"].status == "done"
+
+
+def test_para_defaults_fill_unbound_inputs(ports: dict[str, int]) -> None:
+    result, _ = run(
+        ports,
+        [node("0", "trigger"), node("2", "action", "echo"), node("1", "terminator")],
+        [edge("0", "2", [{"property": "a", "value": 1}]), edge("2", "1")],
+        paras={
+            "echo": {
+                "inputs": {
+                    "a": {"type": "integer", "default": 5},
+                    "b": {"type": "string", "default": "x"},
+                },
+                "required": ["b"],
+            }
+        },
+    )
+    assert result.status == "done", result.error
+    assert result.nodes["2"].inputs == {"a": 1, "b": "x"}

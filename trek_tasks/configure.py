@@ -56,11 +56,15 @@ def run_config(
     root = _project_root(path)
     start = path or Path.cwd()
     if list_ or key is None:
-        config = Config.load(root, _script_dir(root, start))
+        config = Config.load() if global_ else Config.load(root, _script_dir(root, start))
         for name, item in config.values.items():
             click.echo(f"{name}={_show(mask(name, item))}")
         return
     check_key(key)
+    if value is None and not unset:
+        config = Config.load(root, _script_dir(root, start)) if not global_ else Config.load()
+        click.echo(_show(mask(key, config[key])))
+        return
     if global_:
         target = global_config_path()
     elif root is not None:
@@ -69,9 +73,5 @@ def run_config(
         raise BadInput("not inside a Trek project; use --global to set a global value", "config")
     if unset:
         update_file(target, key, unset=True)
-        return
-    if value is None:
-        config = Config.load(root, _script_dir(root, start)) if not global_ else Config.load()
-        click.echo(_show(mask(key, config[key])))
-        return
-    update_file(target, key, parse_value(key, value))
+    elif value is not None:
+        update_file(target, key, parse_value(key, value))

@@ -37,8 +37,9 @@ JSON_TYPES: dict[str, tuple[type, ...]] = {
 
 
 class Invoker(Protocol):
-    def __call__(self, script_id: str, event: dict[str, Any], timeout: float) -> dict[str, Any]:
-        ...  # POST the event to the script; its outputs, or StepFailed
+    def __call__(
+        self, script_id: str, event: dict[str, Any], timeout: float
+    ) -> dict[str, Any]: ...  # POST the event to the script; its outputs, or StepFailed
 
 
 class HttpInvoker:
@@ -87,7 +88,11 @@ class HttpInvoker:
         except ValueError:
             raise StepFailed(f"answered {response.status} with non-JSON output") from None
         if response.status != 200:
-            msg = data.get("msg", payload.decode(errors="replace")) if isinstance(data, dict) else data
+            msg = (
+                data.get("msg", payload.decode(errors="replace"))
+                if isinstance(data, dict)
+                else data
+            )
             raise StepFailed(f"failed with HTTP {response.status}: {msg}")
         if not isinstance(data, dict):
             raise StepFailed("returned outputs that are not an object")
@@ -114,6 +119,7 @@ class NodeRun:
     started: float = 0.0
     duration: float = 0.0
     error: str = ""
+    code: str = ""  # digest of the script's files and config envs when it ran
 
 
 @dataclass
@@ -144,9 +150,12 @@ class RunSettings:
     marvin_url: str = ""
     interval: float = 0.0
     reuse: Mapping[str, NodeRun] = field(default_factory=dict)
+    code_digests: Mapping[str, str] = field(default_factory=dict)
 
 
-def script_event(script_id: str, inputs: Mapping[str, Any], settings: RunSettings) -> dict[str, Any]:
+def script_event(
+    script_id: str, inputs: Mapping[str, Any], settings: RunSettings
+) -> dict[str, Any]:
     """The event a script receives (SPEC 7)."""
     return {
         "action": script_id,
@@ -156,6 +165,16 @@ def script_event(script_id: str, inputs: Mapping[str, Any], settings: RunSetting
         "body": json.dumps(inputs, ensure_ascii=False),
         "context": {"marvin_url": settings.marvin_url, "workflow": settings.name},
     }
+
+
+def apply_defaults(inputs: dict[str, Any], para: Mapping[str, Any]) -> None:
+    """Unbound inputs take the ``default`` their para declares (as Marvin does)."""
+    fields = para.get("inputs")
+    if not isinstance(fields, dict):
+        return
+    for name, spec in fields.items():
+        if isinstance(spec, dict) and "default" in spec and inputs.get(name) is None:
+            inputs[name] = spec["default"]
 
 
 def check_inputs(inputs: Mapping[str, Any], para: Mapping[str, Any]) -> None:
@@ -197,8 +216,14 @@ class Engine:
         self.say = say
         self.on_node = on_node
         self.lock = threading.Lock()
-        self.runs = {n.id: NodeRun(n.id, n.type, n.script_id) for n in workflow.nodes}
+        self.runs = {
+            n.id: NodeRun(
+                n.id, n.type, n.script_id, code=settings.code_digests.get(n.script_id, "")
+            )
+            for n in workflow.nodes
+        }
         self.taken: dict[int, bool] = {}
+        self.fresh: set[str] = set()  # nodes whose outputs may differ from the reused run
 
     def _print(self, text: str) -> None:
         with self.lock:
@@ -206,7 +231,10 @@ class Engine:
 
     def _node_line(self, tag: str, node: Node) -> str:
         kind = "blcks" if node.type == "action" else "not_script"
-        return f"[{tag}] id: {node.id}, type: {node.type}, scriptId: {node.script_id}, scriptType: {kind}"
+        return (
+            f"[{tag}] id: {node.id}, type: {node.type}, "
+            f"scriptId: {node.script_id}, scriptType: {kind}"
+        )
 
     def _context(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         context = {
@@ -244,6 +272,9 @@ class Engine:
         try:
             if node.type == "trigger":
                 run.outputs = dict(self.settings.event)
+                last = self.settings.reuse.get(node.id)
+                if last is None or last.outputs != run.outputs:
+                    self.fresh.add(node.id)
             elif node.type == "selector":
                 run.inputs = self._inputs(node)
                 flowed: dict[str, Any] = {}
@@ -251,14 +282,17 @@ class Engine:
                     if self.taken.get(edge.index):
                         flowed.update(self.runs[edge.source].outputs)
                 run.outputs = {**flowed, **run.inputs}
+                if self._upstream_fresh(node):
+                    self.fresh.add(node.id)
             elif node.type == "action":
                 run.inputs = self._inputs(node)
-                reused = self.settings.reuse.get(node.id)
-                if reused is not None and reused.inputs == run.inputs:
-                    run.outputs = reused.outputs
+                if self._reusable(node, run):
+                    run.outputs = self.settings.reuse[node.id].outputs
                     run.status = "reused"
                 else:
+                    self.fresh.add(node.id)
                     para = self.settings.paras.get(node.script_id, {})
+                    apply_defaults(run.inputs, para)
                     check_inputs(run.inputs, para)
                     event = script_event(node.script_id, run.inputs, self.settings)
                     run.outputs = self.invoke(node.script_id, event, self.settings.timeout)
@@ -269,6 +303,24 @@ class Engine:
             run.error = str(err)
         run.duration = time.perf_counter() - clock
         return run
+
+    def _upstream_fresh(self, node: Node) -> bool:
+        return any(
+            self.taken.get(e.index) and e.source in self.fresh
+            for e in self.workflow.incoming(node.id)
+        )
+
+    def _reusable(self, node: Node, run: NodeRun) -> bool:
+        """Exact reuse: same code and envs, same inputs, and nothing upstream re-executed."""
+        last = self.settings.reuse.get(node.id)
+        return (
+            last is not None
+            and last.status in ("done", "reused")
+            and bool(run.code)
+            and last.code == run.code
+            and last.inputs == run.inputs
+            and not self._upstream_fresh(node)
+        )
 
     def _decide(self, node: Node) -> None:
         """Decide the outgoing edges of a finished or skipped node."""
@@ -323,7 +375,9 @@ class Engine:
                     if self.on_node:
                         self.on_node(run)
                     if run.status == "failed":
-                        error = error or f"node {node.id} ({node.script_id or node.type}): {run.error}"
+                        error = (
+                            error or f"node {node.id} ({node.script_id or node.type}): {run.error}"
+                        )
                         self._print(self._node_line("FAIL", node))
                         continue
                     if node.type != "trigger":

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from trek_tasks.config import Config
-from trek_tasks.errors import BadInput, StepFailed
+from trek_tasks.errors import BadInput, ManyErrors, StepFailed
 from trek_tasks.files import write_atomic
 from trek_tasks.project import Project, Script
 from trek_tasks.runtimes import RUNTIMES
@@ -107,16 +107,22 @@ class Environment:
         return None
 
     def up(self, script: Script) -> Handle:
-        """(Re)start ``script``, keeping its previous port when free."""
+        """(Re)start ``script``.
+
+        A running old process keeps serving until the new one is ready on another port,
+        then it is asked to stop without waiting: a restart costs one start, not a stop
+        and a start. A dead one leaves its port to the new process.
+        """
         old = self.handle(script.id)
-        if old is not None:
-            self.runtime.stop(old)
+        old_running = old is not None and self.runtime.healthy(old)
         envs = self.script_env(script)
-        port = free_port(old.port if old else 0)
+        port = free_port(0 if old is None or old_running else old.port)
         self.log_path(script.id).unlink(missing_ok=True)
         handle = self.runtime.start(script, port, envs, self.log_path(script.id))
         handle = replace(handle, envs_hash=self.envs_hash(envs))
         write_atomic(self.handle_path(script.id), handle.dump())
+        if old is not None:
+            self.runtime.stop(old, wait=not old_running)
         return handle
 
     def down(self, script_id: str) -> bool:
@@ -215,7 +221,8 @@ class Environment:
             wait_ready(proc, port, "local Marvin", log_path, MARVIN_READY_TIMEOUT)
         except StepFailed as err:
             if proc.returncode == 2:
-                raise BadInput(log_path.read_text().strip().splitlines()[-1]) from None
+                lines = log_path.read_text().strip().splitlines()
+                raise ManyErrors([BadInput(line) for line in lines]) from None
             if proc.returncode == 4:
                 raise StepFailed(
                     f"router_port {port} is already in use; set another with "
@@ -241,14 +248,16 @@ class Environment:
         """A token for this run: the configured JWT for a remote Marvin, else one we sign."""
         if self.project.config["marvin_url"]:
             return str(self.project.config["marvin_JWT"])
+        from trek_tasks.marvin.inventory import load_inventory
         from trek_tasks.marvin.tokens import issue_token
 
-        return issue_token(self.secret(), "trek")
+        users = load_inventory(self.inventory).users
+        return issue_token(self.secret(), users[0].username if users else "trek")
 
     # everything ------------------------------------------------------------
 
-    def stray_pids(self) -> list[int]:
-        """Processes of ours for this project that no state file knows any more."""
+    def our_pids(self) -> list[int]:
+        """Every process of ours for this project, known to a state file or not."""
         root = str(self.project.root)
         found = []
         for entry in Path("/proc").iterdir():
@@ -266,6 +275,6 @@ class Environment:
         stopped = [sid for sid in self.started_ids() if self.down(sid)]
         if self.marvin_down():
             stopped.append("local Marvin")
-        for pid in self.stray_pids():
+        for pid in self.our_pids():
             terminate(pid)
         return stopped

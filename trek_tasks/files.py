@@ -136,6 +136,9 @@ def load_marked(path: Path, root: Path | None = None) -> Document:
             json.loads(text)
         except json.JSONDecodeError as err:
             raise BadInput(f"invalid JSON: {err.msg}", f"{shown}:{err.lineno}:{err.colno}") from None
+        # Valid JSON holds raw tabs only as whitespace, which YAML refuses; a space keeps
+        # every column where it was.
+        text = text.replace("\t", " ")
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from trek_tasks.errors import StepFailed
+from trek_tasks.files import display
 
 SHAPES = {"trigger": "oval", "terminator": "oval", "action": "box", "selector": "diamond"}
 IMAGE_FORMATS = ("png", "svg")
@@ -17,6 +18,14 @@ _DOT_KEYWORDS = {"node", "edge", "graph", "digraph", "subgraph", "strict"}
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -63,13 +72,13 @@ class Workflow:
         graph = raw.get("graph") if isinstance(raw, dict) else None
         if not isinstance(graph, dict):
             return cls(raw=raw)
-        meta = graph.get("metadata") if isinstance(graph.get("metadata"), dict) else {}
+        meta = _fields(graph.get("metadata"))
         nodes = []
-        for i, item in enumerate(graph.get("nodes") or []):
+        for i, item in enumerate(_items(graph.get("nodes"))):
             if not isinstance(item, dict):
                 continue
-            nmeta = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
-            script = nmeta.get("script") if isinstance(nmeta.get("script"), dict) else {}
+            nmeta = _fields(item.get("metadata"))
+            script = _fields(nmeta.get("script"))
             nodes.append(
                 Node(
                     id=_text(item.get("id")),
@@ -80,11 +89,11 @@ class Workflow:
                 )
             )
         edges = []
-        for i, item in enumerate(graph.get("edges") or []):
+        for i, item in enumerate(_items(graph.get("edges"))):
             if not isinstance(item, dict):
                 continue
-            emeta = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
-            binding = emeta.get("binding") if isinstance(emeta.get("binding"), list) else []
+            emeta = _fields(item.get("metadata"))
+            binding = _items(emeta.get("binding"))
             filters = emeta.get("filters") if isinstance(emeta.get("filters"), dict) else None
             edges.append(
                 Edge(
@@ -125,11 +134,16 @@ class Workflow:
         return seen
 
 
+def quoted(value: str) -> str:
+    """A double-quoted DOT string."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def quote(value: str) -> str:
     """A DOT id: bare when DOT allows it, quoted otherwise."""
     if _BARE_ID.fullmatch(value) and value.lower() not in _DOT_KEYWORDS:
         return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return quoted(value)
 
 
 def to_dot(workflow: Workflow, name: str) -> str:
@@ -139,7 +153,7 @@ def to_dot(workflow: Workflow, name: str) -> str:
         shape = SHAPES.get(node.type, "box")
         lines.append(f"\t{quote(node.id)} [label={quote(node.label)} shape={shape}]")
     for edge in workflow.edges:
-        lines.append(f'\t{quote(edge.source)} -> {quote(edge.target)} [label="{edge.key}"]')
+        lines.append(f"\t{quote(edge.source)} -> {quote(edge.target)} [label={quoted(edge.key)}]")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -157,7 +171,7 @@ def render_images(dot_path: Path, formats: tuple[str, ...] = IMAGE_FORMATS) -> l
             raise StepFailed(
                 "Graphviz's `dot` program is not installed, so no image was made "
                 "(the DOT file was written); install Graphviz (e.g. `apt-get install graphviz`)",
-                str(dot_path),
+                display(dot_path),
             ) from None
         except graphviz.CalledProcessError as err:
             raise StepFailed(f"dot failed: {err.stderr.decode(errors='replace').strip()}") from None

@@ -143,6 +143,11 @@ class Project:
                 seen[node.script_id] = scripts[node.script_id]
         return list(seen.values())
 
+    def missing_scripts(self) -> list[str]:
+        """Script ids the workflow runs that are neither own nor installed."""
+        used = {n.script_id for n in self.workflow.nodes if n.script_id}
+        return sorted(used - set(self.scripts))
+
     def path(self, key: str) -> Path:
         """A config path setting resolved against the project root."""
         return self.root / str(self.config[key])

@@ -63,6 +63,12 @@ class TrekReporter:
         pass
 
 
+def _summary(fail: Any) -> str:
+    """doit's message plus the exception line (doit alone says only "PythonAction Error")."""
+    last = fail.traceback[-1].strip() if fail.traceback else ""
+    return f"{fail.message}: {last}" if last else str(fail.message)
+
+
 def run_tasks(
     project: Project,
     tasks: list[str],
@@ -89,7 +95,7 @@ def run_tasks(
         error = getattr(fail, "trek_error", None)
         if isinstance(error, TrekError):
             raise error
-        detail = fail.get_msg() if verbose else fail.message
+        detail = fail.get_msg() if verbose else _summary(fail)
         raise StepFailed(f"task {name} failed: {detail.strip()}")
     if reporter.errors or code != 0:
         raise StepFailed("; ".join(reporter.errors) or f"doit exited with code {code}")

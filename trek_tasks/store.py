@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 READY_MARK = ".trek-env.json"
@@ -47,7 +47,7 @@ def health_check(env_dir: Path) -> str | None:
     return None
 
 
-def ensure(kind: str, key: str, build: Callable[[Path], None], about: dict[str, object]) -> Path:
+def ensure(kind: str, key: str, build: Callable[[Path], None], about: Mapping[str, object]) -> Path:
     """The ready environment ``<store>/<kind>/<key>``, building it with ``build(tmp)`` if needed."""
     base = store_dir() / kind
     final = base / key

@@ -49,15 +49,19 @@ class Runtime(Protocol):
 
     def install_env(self, script: Script) -> Path: ...  # build (or reuse) the environment
 
-    def start(self, script: Script, port: int, env: dict[str, str], log_path: Path) -> Handle:
-        ...  # run the script's server; returns once it answers or raises StepFailed
+    def start(
+        self, script: Script, port: int, env: dict[str, str], log_path: Path
+    ) -> Handle: ...  # run the script's server; returns once it answers or raises StepFailed
 
     def healthy(self, handle: Handle) -> bool: ...  # running and answering as that script
 
-    def stop(self, handle: Handle) -> None: ...  # stop it; no-op when already gone
+    def stop(
+        self, handle: Handle, wait: bool = True
+    ) -> None: ...  # stop it (without waiting: ask it to stop and return); no-op when already gone
 
-    def logs(self, handle: Handle, follow: bool, tail: int | None) -> Iterator[str]:
-        ...  # the script's log lines
+    def logs(
+        self, handle: Handle, follow: bool, tail: int | None
+    ) -> Iterator[str]: ...  # the script's log lines
 
 
 def requirements_lines(script: Script) -> list[str]:

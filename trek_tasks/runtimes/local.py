@@ -7,6 +7,7 @@ it when present (0.2 s warm), else ``venv`` + pip.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -42,6 +43,13 @@ _children: dict[int, subprocess.Popen[bytes]] = {}
 
 def track(proc: subprocess.Popen[bytes]) -> None:
     _children[proc.pid] = proc
+
+
+def reap() -> None:
+    """Collect the exit status of children that have ended (no zombies in long sessions)."""
+    for pid, child in list(_children.items()):
+        if child.poll() is not None:
+            del _children[pid]
 
 
 def pid_alive(pid: int) -> bool:
@@ -121,7 +129,6 @@ def wait_ready(
 ) -> None:
     """Poll ``/healthz`` until the server answers as ``name``; explain a death or a hang."""
     deadline = time.monotonic() + timeout
-    delay = 0.005
     while time.monotonic() < deadline:
         code = proc.poll()
         if code is not None:
@@ -135,8 +142,7 @@ def wait_ready(
         health = get_json(port, "/healthz", timeout=0.5)
         if health is not None and health.get("pid", proc.pid) == proc.pid:
             return
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+        time.sleep(0.005)  # a refused connection costs microseconds; poll often
     terminate(proc.pid)
     raise StepFailed(f"{name} did not answer within {timeout:.0f} s; see {log_path}", name)
 
@@ -154,8 +160,14 @@ class LocalRuntime:
 
     def install_env(self, script: Script) -> Path:
         requirements = requirements_lines(script)
-        about = {"runtime": self.name, "python": sys.version.split()[0], "requirements": requirements}
-        return ensure("envs", self.env_key(script), lambda tmp: build_venv(tmp, requirements), about)
+        about = {
+            "runtime": self.name,
+            "python": sys.version.split()[0],
+            "requirements": requirements,
+        }
+        return ensure(
+            "envs", self.env_key(script), lambda tmp: build_venv(tmp, requirements), about
+        )
 
     def start(self, script: Script, port: int, env: dict[str, str], log_path: Path) -> Handle:
         files = file_digests(script)
@@ -200,9 +212,15 @@ class LocalRuntime:
         health = get_json(handle.port, "/healthz")
         return health is not None and health.get("pid") == handle.pid
 
-    def stop(self, handle: Handle) -> None:
-        if pid_alive(handle.pid) and "blcks.serve" in cmdline(handle.pid):
+    def stop(self, handle: Handle, wait: bool = True) -> None:
+        reap()
+        if not (pid_alive(handle.pid) and "blcks.serve" in cmdline(handle.pid)):
+            return
+        if wait:
             terminate(handle.pid)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(handle.pid, signal.SIGTERM)
 
     def logs(self, handle: Handle, follow: bool, tail: int | None) -> Iterator[str]:
         yield from read_log(Path(handle.log_path), follow, tail)

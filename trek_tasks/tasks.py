@@ -1,0 +1,328 @@
+"""doit tasks built from the project's data.
+
+``namespace(project_dir)`` returns what a dodo file holds: ``DOIT_CONFIG`` plus one
+``task_*`` creator per Trek step. Project dodo files, the repository's root dodo file
+and the ``trek`` CLI all use it, with the same dep file (``.trek/doit.db``), so
+``trek`` and ``doit`` share up-to-date state.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from trek_tasks import __version__
+from trek_tasks.errors import BadInput, TrekError
+from trek_tasks.project import Project, Script, find_root
+
+DEP_FILE = "doit.db"
+TaskDict = dict[str, Any]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def after_install(creator: F) -> F:
+    """Create these tasks after ``install`` ran: they read the scripts it installs."""
+    from doit import create_after
+
+    return create_after(executed="install")(creator)  # type: ignore[no-any-return]
+
+
+def trek_failure(error: TrekError) -> Any:
+    """A doit ``TaskFailed`` that keeps the user-facing error for the ``trek`` CLI."""
+    from doit.exceptions import TaskFailed
+
+    failed = TaskFailed(str(error))
+    failed.trek_error = error
+    return failed
+
+
+def user_action(func: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+    """A doit python-action that reports ``TrekError`` as a one-line task failure."""
+
+    @functools.wraps(func)
+    def run() -> Any:
+        try:
+            result = func(*args, **kwargs)
+        except TrekError as err:
+            return trek_failure(err)
+        return result if isinstance(result, dict) else None
+
+    return (run,)
+
+
+class ProjectTasks:
+    """Task creators for one project; the project is read once, on first use."""
+
+    def __init__(
+        self, root: Path, project: Project | None = None, options: dict[str, Any] | None = None
+    ) -> None:
+        self.root = root
+        self._project = project
+        self.options = options or {}
+        self._env: Any = None
+
+    @property
+    def project(self) -> Project:
+        if self._project is None:
+            self._project = Project.load(self.root)
+        return self._project
+
+    def state(self, name: str) -> Path:
+        return self.project.state_dir / name
+
+    @after_install
+    def task_validate(self) -> TaskDict:
+        """Check graph.yml, paras, packages.json, inputs and config; all errors at once."""
+        from trek_tasks.validate import validation_inputs, write_validated
+
+        project = self.project
+        target = self.state("validated.json")
+        return {
+            "actions": [user_action(write_validated, project, target)],
+            "file_dep": [str(p) for p in validation_inputs(project)],
+            "targets": [str(target)],
+            "uptodate": [_config_changed({"trek": __version__, "scripts": _script_ids(project)})],
+            "clean": True,
+            "verbosity": 2,
+        }
+
+    def task_install(self) -> TaskDict:
+        """Install the scripts of packages.json into trek_packages/, as the lock pins them."""
+        from trek_tasks.install import in_sync, sync_project, task_inputs
+
+        root = self.project.root
+
+        def install() -> None:
+            sync_project(root)
+            self._project = None  # tasks created after this one read the new scripts
+            self._env = None
+
+        return {
+            "actions": [user_action(install)],
+            "file_dep": [str(p) for p in task_inputs(root)],
+            "uptodate": [(in_sync, (root,), {})],
+            "verbosity": 2,
+        }
+
+    def task_graph(self) -> TaskDict:
+        """Draw the workflow: .trek/graph.gv plus PNG and SVG images."""
+        from trek_tasks.steps import write_graph
+
+        project = self.project
+        gv = self.state("graph.gv")
+        return {
+            "actions": [user_action(write_graph, project, False)],
+            "file_dep": [str(project.entry)],
+            "targets": [str(gv)],
+            "uptodate": [_config_changed({"trek": __version__})],
+            "clean": True,
+            "verbosity": 2,
+        }
+
+    def task_pack(self) -> Iterator[TaskDict]:
+        """Zip the workflow and each own script into bin/ (same input, same bytes)."""
+        from trek_tasks.pack import script_zip_name, workflow_zip_name
+        from trek_tasks.steps import pack_script_to, pack_workflow_to
+
+        project = self.project
+        bin_dir = project.root / "bin"
+        workflow_zip = bin_dir / workflow_zip_name(project)
+        auto_pos = bool(self.options.get("auto_pos"))
+        sources = [project.root / "manifest.json", project.entry, project.root / "packages.json"]
+        yield {
+            "name": "workflow",
+            "doc": "zip manifest.json, the workflow and packages.json",
+            "actions": [user_action(pack_workflow_to, project, workflow_zip, auto_pos)],
+            "file_dep": [str(p) for p in sources if p.is_file()],
+            "task_dep": ["validate"],
+            "targets": [str(workflow_zip)],
+            "uptodate": [_config_changed({"trek": __version__, "auto_pos": auto_pos})],
+            "clean": True,
+            "verbosity": 2,
+        }
+        for script in project.own.values():
+            out = bin_dir / script_zip_name(script)
+            yield {
+                "name": script.id,
+                "doc": f"zip the {script.id} script (para, openfaas.yml, handler/)",
+                "actions": [user_action(pack_script_to, script, out)],
+                "file_dep": [str(p) for p in script.files()],
+                "task_dep": ["validate"],
+                "targets": [str(out)],
+                "uptodate": [_config_changed({"trek": __version__})],
+                "clean": True,
+                "verbosity": 2,
+            }
+
+
+    def _environment(self) -> Any:
+        from trek_tasks.environment import Environment
+
+        if self._env is None:
+            self._env = Environment(self.project)
+        return self._env
+
+    @after_install
+    def task_env(self) -> Iterator[TaskDict]:
+        """Build each script's environment (shared by scripts with equal requirements)."""
+        from trek_tasks.store import health_check, store_dir
+
+        def ready(script: Script) -> bool:
+            runtime = self._environment().runtime
+            return health_check(store_dir() / "envs" / runtime.env_key(script)) is None
+
+        def install(script: Script) -> None:
+            self._environment().runtime.install_env(script)
+
+        for script in self.project.used_scripts():
+            yield {
+                "name": script.id,
+                "doc": f"environment for {script.id}'s requirements",
+                "actions": [user_action(install, script)],
+                "uptodate": [functools.partial(ready, script)],
+                "verbosity": 2,
+            }
+
+    @after_install
+    def task_up(self) -> Iterator[TaskDict]:
+        """Run each script, serving its current code (restarts only what changed or died)."""
+
+        def fresh(script: Script) -> bool:
+            return self._environment().stale_reason(script) is None
+
+        def start(script: Script) -> None:
+            from trek_tasks.localrun import up_script
+
+            up_script(self._environment(), script)
+
+        def start_marvin() -> None:
+            from trek_tasks.localrun import up_marvin
+
+            up_marvin(self._environment())
+
+        for script in self.project.used_scripts():
+            yield {
+                "name": script.id,
+                "doc": f"{script.id} running with its current code and config envs",
+                "actions": [user_action(start, script)],
+                "uptodate": [functools.partial(fresh, script)],
+                "task_dep": ["env"],  # the group: env:<id> may not be created yet
+                "verbosity": 2,
+            }
+        yield {
+            "name": "marvin",
+            "doc": "the local Marvin answering, seeded from the current inventory",
+            "actions": [user_action(start_marvin)],
+            "uptodate": [lambda: self._environment().marvin_stale_reason() is None
+                         or bool(self.project.config["marvin_url"])],
+            "verbosity": 2,
+        }
+
+    @after_install
+    def task_initenv(self) -> TaskDict:
+        """Bring up every script the graph uses and the local Marvin."""
+        missing = self.project.missing_scripts()
+        task: TaskDict = {"actions": None, "task_dep": ["up"]}
+        if missing:
+            error = BadInput(f"scripts not installed: {', '.join(missing)}; run `trek install`")
+            task["actions"] = [lambda: trek_failure(error)]
+            task["task_dep"] = []
+        return task
+
+    @after_install
+    def task_execute(self) -> TaskDict:
+        """Run the workflow (`doit run`); again only when graph, inputs, config or code changed.
+
+        doit reserves the name ``run`` for its command, so the task is ``execute`` and is
+        the default task: ``doit`` and ``doit run`` run the workflow.
+        """
+        project = self.project
+        options = self.options
+
+        def execute() -> dict[str, str]:
+            from trek_tasks.localrun import run_digest, run_workflow
+
+            run_workflow(
+                project,
+                detail=bool(options.get("detail")),
+                interval=float(options.get("interval") or 0),
+                reuse=bool(options.get("reuse")),
+            )
+            return {"digest": run_digest(project)}
+
+        def same_inputs(task: Any, values: dict[str, Any]) -> bool:
+            from trek_tasks.localrun import run_digest
+
+            return not options.get("always_run") and values.get("digest") == run_digest(project)
+
+        inputs = [project.entry, project.path("input_data_path"), project.path("input_event_path")]
+        return {
+            "actions": [user_action(execute)],
+            "file_dep": [str(p) for p in inputs if p.is_file()],
+            "task_dep": ["validate", "initenv"],
+            "uptodate": [same_inputs],
+            "verbosity": 2,
+        }
+
+
+def _script_ids(project: Project) -> dict[str, str]:
+    return {s.id: str(s.path) for s in project.scripts.values()}
+
+
+def _config_changed(value: Any) -> Any:
+    from doit.tools import config_changed
+
+    return config_changed(value)
+
+
+def doit_config(root: Path) -> dict[str, Any]:
+    return {
+        "dep_file": str(root / ".trek" / DEP_FILE),
+        "backend": "sqlite3",
+        "default_tasks": ["execute"],
+        "verbosity": 2,
+    }
+
+
+def namespace(
+    project_dir: str | Path,
+    project: Project | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``DOIT_CONFIG`` and the ``task_*`` creators for the project at ``project_dir``.
+
+    In a dodo file, the doit variable ``project=<path>`` overrides ``project_dir`` and
+    ``auto_pos=1`` asks ``pack:workflow`` for laid-out node positions.
+    """
+    from doit import get_var
+    from doit.exceptions import InvalidDodoFile
+
+    chosen = get_var("project") or project_dir
+    try:
+        root = project.root if project else find_root(Path(chosen))
+    except TrekError as err:
+        raise InvalidDodoFile(str(err)) from None
+    chosen_options = {"auto_pos": (get_var("auto_pos") or "") not in ("", "0")}
+    chosen_options.update(options or {})
+    tasks = ProjectTasks(root, project, chosen_options)
+    ns: dict[str, Any] = {"DOIT_CONFIG": doit_config(root)}
+    for name in dir(tasks):
+        if name.startswith("task_"):
+            ns[name] = _guarded(getattr(tasks, name))
+    return ns
+
+
+def _guarded(creator: Callable[[], Any]) -> Callable[[], Any]:
+    """Turn a project error during task creation into doit's one-line dodo error."""
+    from doit.exceptions import InvalidDodoFile
+
+    def create() -> Any:
+        try:
+            return creator()
+        except TrekError as err:
+            raise InvalidDodoFile(str(err)) from None
+
+    functools.update_wrapper(create, creator)
+    return create
