@@ -14,6 +14,42 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "example" / "host.detect.redis"
+REFERENCE = REPO / "tests" / "data" / "host.detect.redis"
+HANDLER = '''\
+"""detectredis, reduced to what packing and task tests need."""
+
+from blcks import blcks
+
+FAAS_METHOD_NAME = "detectredis"
+
+
+@blcks
+def main(event, context):
+    """Entry called by the runtime; blcks dispatches to the script named by event['action']."""
+
+
+@blcks.script(FAAS_METHOD_NAME)
+def process(tag_name):
+    return {"fail_hosts_count": 0, "fail_hosts": []}
+'''
+DODO = "from trek_tasks.tasks import namespace\nglobals().update(namespace(__file__))\n"
+HANDLER_FILES = ("__init__.py", "handler.py", "requirements.txt")
+
+
+def build_reference(dest: Path) -> Path:
+    """The reference project at ``dest``, writable, with a handler and a dodo.py."""
+    shutil.copytree(REFERENCE, dest)
+    for path in (dest, *dest.rglob("*")):
+        path.chmod(path.stat().st_mode | 0o200)
+    handler = dest / "src" / "blcks" / "detectredis" / "handler"
+    handler.mkdir()
+    (handler / "__init__.py").write_text("")
+    (handler / "handler.py").write_text(HANDLER)
+    (handler / "requirements.txt").write_text("redis>=5\n")
+    (dest / "dodo.py").write_text(DODO)
+    return dest
+
+
 IN_CI = os.environ.get("CI", "") not in ("", "0", "false")
 
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 import yaml
+from conftest import EXAMPLE, REPO, require_tool
 
-from tests.conftest import EXAMPLE, REPO, require_tool
 from trek_tasks.marvin.inventory import Inventory
 from trek_tasks.project import Project
 

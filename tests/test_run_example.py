@@ -15,6 +15,7 @@ import yaml
 
 from trek_tasks.cli import main
 from trek_tasks.environment import Environment
+from trek_tasks.errors import StepFailed
 from trek_tasks.project import Project
 
 HANDLER = Path("src/blcks/detectredis/handler/handler.py")
@@ -234,3 +235,38 @@ def test_restarting_one_script_leaves_the_others(
     assert after["detectredis"].pid != before["detectredis"].pid
     assert after["notification"].pid == before["notification"].pid
     assert after["blckssettags"].pid == before["blckssettags"].pid
+
+
+def test_runblcks_calls_one_script_against_the_local_marvin(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["runblcks", "-p", str(example / "src/blcks/detectredis")]) == 0
+    out = capsys.readouterr().out
+    outputs = json.loads(out[out.index("{") :])
+    assert outputs["fail_hosts_count"] == 1
+    assert outputs["fail_hosts"][0]["id"] == "S-redis-down"
+
+
+def test_logs_show_what_scripts_wrote(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "-p", str(example)]) == 0
+    capsys.readouterr()
+    assert main(["logs", "detectredis", "--tail", "3", "-p", str(example)]) == 0
+    log = (example / ".trek" / "env" / "detectredis.log").read_text().splitlines()
+    assert capsys.readouterr().out.splitlines() == log[-3:]
+    assert any("inputParamsStr" in line for line in log)
+    assert main(["logs", "nosuch", "-p", str(example)]) == 2
+    assert capsys.readouterr().err == (
+        "trek: error: ACTIONS: nosuch has no logs; start it with `trek initenv`\n"
+    )
+
+
+def test_the_test_task_runs_a_scripts_tests_once_per_content(example: Path) -> None:
+    from trek_tasks.runner import run_tasks
+
+    project = Project.load(example)
+    assert run_tasks(project, ["test:detectredis"]) == ["test:detectredis"]
+    assert run_tasks(project, ["test:detectredis"]) == []
+    tests = example / "src/blcks/detectredis/tests/test_handler.py"
+    tests.write_text(tests.read_text() + "\n\ndef test_added():\n    assert False\n")
+    with pytest.raises(StepFailed, match="the tests of detectredis failed"):
+        run_tasks(Project.load(example), ["test:detectredis"])

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import REPO
 
-from tests.conftest import REPO
 from trek_tasks.cli import cli, main
 from trek_tasks.config import update_file, write_file
 from trek_tasks.errors import BadInput

@@ -57,6 +57,10 @@ def _yaml_error(err: yaml.YAMLError, shown: str) -> BadInput:
     return BadInput(f"invalid YAML: {problem}", where)
 
 
+def _json_error(err: json.JSONDecodeError, shown: str) -> BadInput:
+    return BadInput(f"invalid JSON: {err.msg}", f"{shown}:{err.lineno}:{err.colno}")
+
+
 def load_yaml(path: Path, root: Path | None = None) -> Any:
     """Parse a YAML file quickly (libyaml when present); empty file -> None."""
     shown = display(path, root)
@@ -74,7 +78,7 @@ def load_json(path: Path, root: Path | None = None) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise BadInput(f"invalid JSON: {err.msg}", f"{shown}:{err.lineno}:{err.colno}") from None
+        raise _json_error(err, shown) from None
 
 
 @dataclass
@@ -135,7 +139,7 @@ def load_marked(path: Path, root: Path | None = None) -> Document:
         try:
             json.loads(text)
         except json.JSONDecodeError as err:
-            raise BadInput(f"invalid JSON: {err.msg}", f"{shown}:{err.lineno}:{err.colno}") from None
+            raise _json_error(err, shown) from None
         # Valid JSON holds raw tabs only as whitespace, which YAML refuses; a space keeps
         # every column where it was.
         text = text.replace("\t", " ")

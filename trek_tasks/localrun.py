@@ -328,20 +328,42 @@ def run_workflow(
     return result
 
 
+def marvin_for(folder: Path, config: Any) -> tuple[str, str]:
+    """Marvin URL and token for a lone script run: the configured Marvin, else (inside a
+    project) the project's local Marvin, started when needed."""
+    from trek_tasks.project import find_root
+
+    if config["marvin_url"]:
+        return str(config["marvin_url"]), str(config["marvin_JWT"])
+    try:
+        root = find_root(folder)
+    except BadInput:
+        return "", ""
+    env = Environment(Project.load(root))
+    up_marvin(env)
+    return env.marvin_url, env.token()
+
+
 def runblcks(path: Path) -> dict[str, Any]:
     """Start one script folder on its own, call it with its ``inputs/event.yml``, print outputs."""
     from trek_tasks.config import Config
     from trek_tasks.environment import env_strings, free_port, load_runtime
+    from trek_tasks.project import find_root
 
     folder = path.resolve()
     script = Script.load(folder, installed=False)
     if script is None:
         raise BadInput(f"no {folder.name}.para here; not a blcks script folder", display(folder))
-    config = Config.load(None, folder)
+    try:
+        root: Path | None = find_root(folder)
+    except BadInput:
+        root = None
+    config = Config.load(root, folder)
     event_path = folder / "inputs" / "event.yml"
     inputs = load_yaml(event_path) if event_path.is_file() else {}
     if inputs is not None and not isinstance(inputs, dict):
         raise BadInput("the script's inputs must be a mapping", display(event_path))
+    marvin_url, token = marvin_for(folder, config)
     runtime = load_runtime(str(config["runtime"]))
     log_path = folder / ".trek" / "runblcks.log"
     log_path.unlink(missing_ok=True)
@@ -354,13 +376,12 @@ def runblcks(path: Path) -> dict[str, Any]:
         paras={},
         overrides={},
         timeout=float(config["action_timeout"]),
-        marvin_url=str(config["marvin_url"]),
-        token=str(config["marvin_JWT"]),
+        marvin_url=marvin_url,
+        token=token,
     )
     try:
-        outputs = invoker(
-            script.id, script_event(script.id, inputs or {}, settings), settings.timeout
-        )
+        event = script_event(script.id, inputs or {}, settings)
+        outputs = invoker(script.id, event, settings.timeout)
     except StepFailed as err:
         tail = "\n".join(tail_lines(log_path, LOG_TAIL))
         raise StepFailed(f"{script.id} {err.message}\n{tail}") from None

@@ -185,6 +185,25 @@ class ProjectTasks:
                 "verbosity": 2,
             }
 
+    def task_test(self) -> Iterator[TaskDict]:
+        """Run each own script's unit tests (tests/), again only when its files change."""
+        from trek_tasks.script_tests import has_tests, test_files
+
+        def run(script: Script) -> None:
+            from trek_tasks.script_tests import run_tests
+
+            run_tests(script, self._environment().runtime.install_env(script))
+
+        for script in self.project.own.values():
+            if has_tests(script):
+                yield {
+                    "name": script.id,
+                    "doc": f"{script.id}'s tests/ against its handler",
+                    "actions": [user_action(run, script)],
+                    "file_dep": [str(p) for p in test_files(script)],
+                    "verbosity": 2,
+                }
+
     @after_install
     def task_up(self) -> Iterator[TaskDict]:
         """Run each script, serving its current code (restarts only what changed or died)."""

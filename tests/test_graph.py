@@ -1,0 +1,204 @@
+"""The workflow graph: DOT text in Trek's form, quoting, images, and a missing `dot`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, build_reference, require_tool
+
+from trek_tasks.cli import main
+from trek_tasks.graph import Workflow, layout_positions, quote, to_dot
+
+REFERENCE_DOT = """\
+digraph "host.detect.redis" {
+\tdpi=150 rankdir=LR size="8,5"
+\t0 [label=trigger shape=oval]
+\t1 [label=terminator shape=oval]
+\t2 [label=detectredis shape=box]
+\t3 [label=blckssettags shape=box]
+\t4 [label=selector shape=diamond]
+\t5 [label=notification shape=box]
+\t0 -> 2 [label="0-2"]
+\t2 -> 3 [label="2-3"]
+\t3 -> 4 [label="3-4"]
+\t4 -> 5 [label="4-5"]
+\t4 -> 1 [label="4-1"]
+\t5 -> 1 [label="5-1"]
+}
+"""
+MISSING_DOT = (
+    "trek: error: .trek/graph.gv: Graphviz's `dot` program is not installed, so no image "
+    "was made (the DOT file was written); install Graphviz (e.g. `apt-get install graphviz`)\n"
+)
+
+
+@pytest.fixture
+def ref(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = build_reference(tmp_path / "host.detect.redis")
+    monkeypatch.chdir(root)
+    return root
+
+
+def odd_workflow() -> Workflow:
+    return Workflow.from_data(
+        {
+            "graph": {
+                "nodes": [
+                    {"id": 'a"b', "metadata": {"type": "trigger"}},
+                    {"id": "node", "metadata": {"type": "action", "script": {"id": "x y"}}},
+                    {"id": "1x", "metadata": {"type": "mystery"}},
+                    {"id": "back\\slash", "metadata": {"type": "terminator"}},
+                ],
+                "edges": [
+                    {"source": 'a"b', "target": "node"},
+                    {"source": "node", "target": "1x"},
+                    {"source": "1x", "target": "back\\slash"},
+                ],
+            }
+        }
+    )
+
+
+def test_graph_show_prints_the_reference_dot_and_writes_images(
+    ref: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_tool("dot")
+    assert main(["graph", "--show"]) == 0
+    out, err = capsys.readouterr()
+    assert out == REFERENCE_DOT + "Graph written: .trek/graph.gv (png, svg)\n"
+    assert err == ""
+    state = ref / ".trek"
+    assert (state / "graph.gv").read_text() == REFERENCE_DOT
+    assert (state / "graph.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    svg = (state / "graph.svg").read_text()
+    assert "<svg" in svg and ">detectredis</text>" in svg and ">4&#45;5</text>" in svg
+
+
+def test_graph_without_show_prints_only_the_summary(
+    ref: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_tool("dot")
+    assert main(["graph"]) == 0
+    assert capsys.readouterr() == ("Graph written: .trek/graph.gv (png, svg)\n", "")
+
+
+def test_graph_with_path_from_elsewhere(
+    ref: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_tool("dot")
+    monkeypatch.chdir(ref.parent)
+    assert main(["graph", "-p", ref.name]) == 0
+    assert capsys.readouterr().out == (
+        "Graph written: host.detect.redis/.trek/graph.gv (png, svg)\n"
+    )
+    assert (ref / ".trek" / "graph.gv").read_text() == REFERENCE_DOT
+
+
+def test_missing_dot_still_writes_the_dot_file_and_says_what_is_needed(ref: Path) -> None:
+    empty_bin = ref.parent / "empty-bin"
+    empty_bin.mkdir()
+    env = {**os.environ, "PATH": str(empty_bin), "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "trek_tasks", "graph", "--show"],
+        cwd=ref,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (1, REFERENCE_DOT, MISSING_DOT)
+    assert (ref / ".trek" / "graph.gv").read_text() == REFERENCE_DOT
+    assert not (ref / ".trek" / "graph.png").exists()
+    assert not (ref / ".trek" / "graph.svg").exists()
+
+
+def test_bad_graph_file_names_the_line(ref: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (ref / "src" / "graph.yml").write_text("graph:\n  nodes: [\n")
+    assert main(["graph"]) == 2
+    assert capsys.readouterr() == (
+        "",
+        "trek: error: src/graph.yml:3:1: invalid YAML: did not find expected node content\n",
+    )
+    assert not (ref / ".trek" / "graph.gv").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("0", "0"),
+        ("12", "12"),
+        ("-1.5", "-1.5"),
+        ("detectredis", "detectredis"),
+        ("_x9", "_x9"),
+        ("1x", '"1x"'),
+        ("a b", '"a b"'),
+        ("host.detect.redis", '"host.detect.redis"'),
+        ('a"b', '"a\\"b"'),
+        ("back\\slash", '"back\\\\slash"'),
+        ("node", '"node"'),
+        ("Graph", '"Graph"'),
+        ("", '""'),
+        ("café", '"café"'),
+    ],
+)
+def test_quote(value: str, shown: str) -> None:
+    assert quote(value) == shown
+
+
+def test_odd_ids_are_quoted_everywhere() -> None:
+    assert to_dot(odd_workflow(), "demo") == (
+        "digraph demo {\n"
+        '\tdpi=150 rankdir=LR size="8,5"\n'
+        '\t"a\\"b" [label=trigger shape=oval]\n'
+        '\t"node" [label="x y" shape=box]\n'
+        '\t"1x" [label=mystery shape=box]\n'
+        '\t"back\\\\slash" [label=terminator shape=oval]\n'
+        '\t"a\\"b" -> "node" [label="a\\"b-node"]\n'
+        '\t"node" -> "1x" [label="node-1x"]\n'
+        '\t"1x" -> "back\\\\slash" [label="1x-back\\\\slash"]\n'
+        "}\n"
+    )
+
+
+def test_graphviz_reads_odd_ids_back_unchanged(tmp_path: Path) -> None:
+    dot = require_tool("dot")
+    proc = subprocess.run(
+        [dot, "-Tplain"],
+        input=to_dot(odd_workflow(), "my graph"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = proc.stdout.splitlines()
+    nodes = {line.split()[1] for line in lines if line.startswith("node ")}
+    assert nodes == {'"a\\"b"', '"node"', '"1x"', '"back\\\\slash"'}
+    edge_labels = [line.split()[-5] for line in lines if line.startswith("edge ")]
+    assert edge_labels == ['"a\\"b-node"', '"node-1x"', '"1x-back\\\\slash"']
+
+
+def test_tolerant_reading_of_odd_graph_documents() -> None:
+    assert (
+        to_dot(Workflow.from_data(None), "x") == 'digraph x {\n\tdpi=150 rankdir=LR size="8,5"\n}\n'
+    )
+    odd = Workflow.from_data(
+        {"graph": {"nodes": ["text", {"id": 7}], "edges": [3, {"source": 7, "target": None}]}}
+    )
+    assert [(n.id, n.type, n.label) for n in odd.nodes] == [("7", "", "")]
+    assert [e.key for e in odd.edges] == ["7-"]
+
+
+def test_layout_positions_cover_every_node_left_to_right(ref: Path) -> None:
+    require_tool("dot")
+    from trek_tasks.project import Project
+
+    project = Project.load(ref)
+    positions = layout_positions(project.workflow, project.name)
+    assert set(positions) == {"0", "1", "2", "3", "4", "5"}
+    xs = [positions[n]["x"] for n in ("0", "2", "3", "4", "5", "1")]
+    assert xs == sorted(xs) and len(set(xs)) == 6
+    assert all(p["y"] >= 0 for p in positions.values())

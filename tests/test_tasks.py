@@ -1,0 +1,147 @@
+"""doit task construction: load the tasks of a project and check their deps and targets.
+
+``build_reference`` (conftest) makes a project from the walkthrough's reference data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import HANDLER_FILES, build_reference
+from doit.doit_cmd import DoitMain
+from doit.exceptions import InvalidDodoFile
+from doit.loader import load_doit_config, load_tasks
+
+from trek_tasks.tasks import namespace
+
+
+@pytest.fixture
+def ref(tmp_path: Path) -> Path:
+    return build_reference(tmp_path / "host.detect.redis")
+
+
+def tasks_of(ns: dict[str, Any]) -> dict[str, Any]:
+    """doit's own loading (command names included, as `doit` checks them)."""
+    return {t.name: t for t in load_tasks(ns, list(DoitMain().get_cmds()))}
+
+
+def test_doit_config_shares_the_dep_file(ref: Path) -> None:
+    config = load_doit_config(namespace(ref))
+    assert config["dep_file"] == str(ref / ".trek" / "doit.db")
+    assert config["backend"] == "sqlite3"
+
+
+def test_namespace_takes_a_file_inside_the_project(ref: Path) -> None:
+    from_file = load_doit_config(namespace(ref / "dodo.py"))
+    from_sub = load_doit_config(namespace(ref / "src" / "blcks"))
+    assert from_file["dep_file"] == from_sub["dep_file"] == str(ref / ".trek" / "doit.db")
+
+
+def test_no_task_is_named_like_a_doit_command(ref: Path) -> None:
+    commands = set(DoitMain().get_cmds())
+    assert commands.isdisjoint(tasks_of(namespace(ref)))
+
+
+def test_every_task_has_a_one_line_doc(ref: Path) -> None:
+    for name, task in tasks_of(namespace(ref)).items():
+        assert task.doc and "\n" not in task.doc, name
+
+
+def test_validate_task(ref: Path) -> None:
+    task = tasks_of(namespace(ref))["validate"]
+    assert {
+        str(ref / p)
+        for p in (
+            "src/graph.yml",
+            "src/blcks/detectredis/detectredis.para",
+            "trek_packages/blckssettags/blckssettags.para",
+            "trek_packages/notification/notification.para",
+            "packages.json",
+            "manifest.json",
+            "inputs/data.yml",
+            "inputs/event.yml",
+            ".trek/config.json",
+        )
+    } <= task.file_dep
+    assert task.targets == [str(ref / ".trek" / "validated.json")]
+    assert not any("/handler/" in dep for dep in task.file_dep)
+
+
+def test_graph_task(ref: Path) -> None:
+    task = tasks_of(namespace(ref))["graph"]
+    assert task.file_dep == {str(ref / "src" / "graph.yml")}
+    assert task.targets == [str(ref / ".trek" / "graph.gv")]
+    assert task.task_dep == []
+
+
+def test_pack_workflow_task(ref: Path) -> None:
+    tasks = tasks_of(namespace(ref))
+    assert tasks["pack"].task_dep == ["pack:workflow", "pack:detectredis"]
+    task = tasks["pack:workflow"]
+    assert task.file_dep == {
+        str(ref / "manifest.json"),
+        str(ref / "src" / "graph.yml"),
+        str(ref / "packages.json"),
+    }
+    assert task.targets == [str(ref / "bin" / "host.detect.redis-0.1.0.zip")]
+    assert task.task_dep == ["validate"]
+
+
+def test_pack_script_task_depends_on_the_packed_files_only(ref: Path) -> None:
+    script = ref / "src" / "blcks" / "detectredis"
+    (script / "handler" / "__pycache__").mkdir()
+    (script / "handler" / "__pycache__" / "handler.cpython-311.pyc").write_bytes(b"\0")
+    (script / "tests").mkdir()
+    (script / "tests" / "test_handler.py").write_text("")
+    task = tasks_of(namespace(ref))["pack:detectredis"]
+    assert task.file_dep == {
+        str(script / "detectredis.para"),
+        str(script / "openfaas.yml"),
+        *(str(script / "handler" / name) for name in HANDLER_FILES),
+    }
+    assert task.targets == [str(ref / "bin" / "blcks.detectredis-0.1.0.zip")]
+    assert task.task_dep == ["validate"]
+
+
+def test_installed_scripts_are_not_packed(ref: Path) -> None:
+    names = set(tasks_of(namespace(ref)))
+    assert {"pack:workflow", "pack:detectredis"} <= names
+    assert "pack:notification" not in names and "pack:blckssettags" not in names
+
+
+def test_a_new_script_gets_its_pack_task(ref: Path) -> None:
+    other = ref / "src" / "blcks" / "b2"
+    (other / "handler").mkdir(parents=True)
+    (other / "b2.para").write_text("id: b2\nversion: 2.0.0\n")
+    (other / "handler" / "handler.py").write_text("")
+    task = tasks_of(namespace(ref))["pack:b2"]
+    assert task.targets == [str(ref / "bin" / "blcks.b2-2.0.0.zip")]
+    assert task.file_dep == {str(other / "b2.para"), str(other / "handler" / "handler.py")}
+
+
+def test_packages_json_is_optional_for_pack(ref: Path) -> None:
+    (ref / "packages.json").unlink()
+    task = tasks_of(namespace(ref))["pack:workflow"]
+    assert str(ref / "packages.json") not in task.file_dep
+
+
+def test_namespace_outside_a_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path.parent)
+    with pytest.raises(InvalidDodoFile) as info:
+        namespace(tmp_path)
+    assert str(info.value) == (
+        f"{tmp_path.name}: not a Trek project (no manifest.json here or above); "
+        "run `trek createproject NAME` or `trek init`"
+    )
+
+
+def test_unreadable_graph_is_a_one_line_dodo_error(
+    ref: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ref)
+    (ref / "src" / "graph.yml").write_text("graph: [\n")
+    with pytest.raises(InvalidDodoFile) as info:
+        tasks_of(namespace(ref))
+    assert str(info.value) == "src/graph.yml:2:1: invalid YAML: did not find expected node content"
