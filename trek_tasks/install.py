@@ -599,12 +599,6 @@ def in_sync(root: Path) -> bool:
     return not stale_folders(root, set(packages.requirements))
 
 
-def task_inputs(root: Path) -> list[Path]:
-    """The install task's file_dep: packages.json when it exists. Not the lock: the task
-    writes it, and ``in_sync`` already compares it with trek_packages/."""
-    return [path for path in (root / PACKAGES,) if path.is_file()]
-
-
 def sync_project(root: Path) -> None:
     """The install task's action."""
     sync(root, Installer.for_project(root, Config.load(root)))

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from trek_tasks import __version__
 from trek_tasks.errors import BadInput, TrekError
-from trek_tasks.project import Project, Script, find_root
+from trek_tasks.project import PACKAGES, Project, Script, find_root
 
 DEP_FILE = "doit.db"
 TaskDict = dict[str, Any]
@@ -90,19 +90,26 @@ class ProjectTasks:
 
     def task_install(self) -> TaskDict:
         """Install the scripts of packages.json into trek_packages/, as the lock pins them."""
-        from trek_tasks.install import in_sync, sync_project, task_inputs
-
         root = self.project.root
+        packages = root / PACKAGES
+
+        def in_sync() -> bool:
+            from trek_tasks.install import in_sync
+
+            return in_sync(root)
 
         def install() -> None:
+            from trek_tasks.install import sync_project
+
             sync_project(root)
             self._project = None  # tasks created after this one read the new scripts
             self._env = None
 
         return {
             "actions": [user_action(install)],
-            "file_dep": [str(p) for p in task_inputs(root)],
-            "uptodate": [(in_sync, (root,), {})],
+            # Not the lock: this task writes it, and in_sync compares it with trek_packages/.
+            "file_dep": [str(packages)] if packages.is_file() else [],
+            "uptodate": [in_sync],
             "verbosity": 2,
         }
 
@@ -155,7 +162,6 @@ class ProjectTasks:
                 "clean": True,
                 "verbosity": 2,
             }
-
 
     def _environment(self) -> Any:
         from trek_tasks.environment import Environment
@@ -234,8 +240,12 @@ class ProjectTasks:
             "name": "marvin",
             "doc": "the local Marvin answering, seeded from the current inventory",
             "actions": [user_action(start_marvin)],
-            "uptodate": [lambda: self._environment().marvin_stale_reason() is None
-                         or bool(self.project.config["marvin_url"])],
+            "uptodate": [
+                lambda: (
+                    self._environment().marvin_stale_reason() is None
+                    or bool(self.project.config["marvin_url"])
+                )
+            ],
             "verbosity": 2,
         }
 
