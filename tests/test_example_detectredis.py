@@ -45,4 +45,3 @@ def test_the_example_inputs_point_at_its_inventory() -> None:
     assert {(h.ip, h.port) for h in checked} == {("127.0.0.1", 6379), ("127.0.0.1", 1)}
     data = yaml.safe_load((EXAMPLE / "inputs" / "data.yml").read_text(encoding="utf-8"))
     assert data["4-5"]["bot_infos.0"]["value"] in {c.id for c in inventory.channels}
-    assert not (EXAMPLE / "trek_packages").exists()
