@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from trek_tasks.project import copy_sources
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "example" / "host.detect.redis"
@@ -90,36 +92,33 @@ def chain_project(root: Path, scripts: int, nodes: int | None = None) -> Path:
     return root
 
 
-STATE = (
-    "doit.db*",
-    "validated.json",
-    "graph.*",
-    "env",
-    "runs",
-    "images",
-    "marvin*",
-    "run.lock",
-    "bin",
-    "trek_packages",
-    "__pycache__",
-)
-
-
 def copy_example(dest: Path) -> Path:
     """The example project without any state a run in the checkout left behind."""
-    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns(*STATE))
-    return dest
+    return copy_sources(EXAMPLE, dest)
+
+
+def user_env() -> dict[str, str]:
+    """The environment as a user's: with bytecode caching (some shells turn it off)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def trek(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "trek_tasks", *args], cwd=cwd, capture_output=True, text=True
+        [sys.executable, "-m", "trek_tasks", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=user_env(),
     )
 
 
 def doit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "doit", *args], cwd=cwd, capture_output=True, text=True
+        [sys.executable, "-m", "doit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=user_env(),
     )
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from trek_tasks.project import copy_sources
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "example" / "host.detect.redis"
 REFERENCE = REPO / "tests" / "data" / "host.detect.redis"
@@ -81,22 +83,10 @@ def isolated_home(
     return home
 
 
-STATE = frozenset({"trek_packages", "bin", "__pycache__", ".pytest_cache"})
-
-
-def _skip_state(folder: str, names: list[str]) -> set[str]:
-    """What a run in the checkout may have left: state under .trek/ but its config."""
-    if Path(folder).name == ".trek":
-        return {name for name in names if name != "config.json"}
-    return {name for name in names if name in STATE}
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of the example project, without any state a previous run left."""
-    dest = tmp_path / EXAMPLE.name
-    shutil.copytree(EXAMPLE, dest, ignore=_skip_state)
-    return dest
+    return copy_sources(EXAMPLE, tmp_path / EXAMPLE.name)
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,9 @@ def select_scripts(project: Project, actions: tuple[str, ...]) -> list[Script]:
 
 def up_script(env: Environment, script: Script, force: bool = False) -> str | None:
     """Start or restart ``script`` when it is not up to date; returns the reason, if any."""
-    reason = "restart requested" if force else env.stale_reason(script)
+    reason = env.stale_reason(script)
+    if reason is None and force:
+        reason = "restart requested"
     if reason is None:
         return None
     if reason == "not running":
@@ -61,7 +63,9 @@ def up_marvin(env: Environment, force: bool = False) -> str | None:
     """Start or restart the local Marvin when needed (never for a remote ``marvin_url``)."""
     if env.project.config["marvin_url"]:
         return None
-    reason = "restart requested" if force else env.marvin_stale_reason()
+    reason = env.marvin_stale_reason()
+    if reason is None and force:
+        reason = "restart requested"
     if reason is None:
         return None
     if reason == "not running":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from trek_tasks.config import CONFIG_NAME, Config
 from trek_tasks.errors import BadInput
@@ -21,6 +20,23 @@ PACKAGES = "packages.json"
 LOCK = "packages.lock.json"
 INSTALLED_DIR = "trek_packages"
 DEFAULT_ENTRY = "src/graph.yml"
+
+
+REBUILT = frozenset({INSTALLED_DIR, "bin", "__pycache__", ".pytest_cache"})
+
+
+def copy_sources(src: Path, dest: Path) -> Path:
+    """Copy a project without what trek rebuilds: state under ``.trek/`` (its config
+    stays), installed scripts, packs and caches."""
+    import shutil
+
+    def rebuilt(folder: str, names: list[str]) -> set[str]:
+        if Path(folder).name == ".trek":
+            return {name for name in names if name != "config.json"}
+        return {name for name in names if name in REBUILT}
+
+    shutil.copytree(src, dest, ignore=rebuilt)
+    return dest
 
 
 def find_root(start: Path) -> Path:
