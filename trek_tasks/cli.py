@@ -167,8 +167,9 @@ def initenv(path: Path | None, actions: tuple[str, ...], no_overwrite: bool) -> 
 def shutdownenv(path: Path | None, actions: tuple[str, ...], all_: bool) -> None:
     """Stop script runtimes (default or -a: all of them and the local Marvin)."""
     from trek_tasks.localrun import shutdownenv as stop
+    from trek_tasks.project import Project
 
-    stop(load_project(path), actions, all_)
+    stop(Project.load(path or Path.cwd(), workflow=False), actions, all_)
 
 
 @command()
@@ -271,7 +272,6 @@ def initblcks(path: Path | None) -> None:
     from trek_tasks.scaffold import run_initblcks
 
     run_initblcks(path or Path.cwd())
-
 
 
 @command()

@@ -286,13 +286,13 @@ class Engine:
                     self.fresh.add(node.id)
             elif node.type == "action":
                 run.inputs = self._inputs(node)
+                para = self.settings.paras.get(node.script_id, {})
+                apply_defaults(run.inputs, para)
                 if self._reusable(node, run):
                     run.outputs = self.settings.reuse[node.id].outputs
                     run.status = "reused"
                 else:
                     self.fresh.add(node.id)
-                    para = self.settings.paras.get(node.script_id, {})
-                    apply_defaults(run.inputs, para)
                     check_inputs(run.inputs, para)
                     event = script_event(node.script_id, run.inputs, self.settings)
                     run.outputs = self.invoke(node.script_id, event, self.settings.timeout)

@@ -119,7 +119,9 @@ class Project:
     packages: dict[str, str]
 
     @classmethod
-    def load(cls, start: Path | None = None) -> Project:
+    def load(cls, start: Path | None = None, workflow: bool = True) -> Project:
+        """Read the project; ``workflow=False`` skips the workflow file, for steps that
+        need only the root, config and scripts (stopping runtimes of a broken project)."""
         root = find_root(start or Path.cwd())
         config = Config.load(root)
         manifest = load_json(root / MANIFEST, root)
@@ -127,7 +129,7 @@ class Project:
         if not isinstance(entry_name, str) or not entry_name:
             raise BadInput("'entry' must name the workflow file", display(root / MANIFEST))
         entry = root / entry_name
-        raw = load_yaml(entry, root) if entry.is_file() else None
+        raw = load_yaml(entry, root) if workflow and entry.is_file() else None
         packages_file = root / PACKAGES
         packages_data = load_json(packages_file, root) if packages_file.is_file() else {}
         packages = packages_data.get("packages", {}) if isinstance(packages_data, dict) else {}

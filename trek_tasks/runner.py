@@ -69,6 +69,16 @@ def _summary(fail: Any) -> str:
     return f"{fail.message}: {last}" if last else str(fail.message)
 
 
+def failure_error(name: str, fail: Any, verbose: bool) -> TrekError:
+    """A doit task failure as the TrekError to report: the step's own one when it has
+    one, else the task name and doit's message (with the traceback when ``verbose``)."""
+    error = getattr(fail, "trek_error", None)
+    if isinstance(error, TrekError):
+        return error
+    detail = fail.get_msg() if verbose else _summary(fail)
+    return StepFailed(f"task {name} failed: {detail.strip()}")
+
+
 def run_tasks(
     project: Project,
     tasks: list[str],
@@ -92,11 +102,7 @@ def run_tasks(
     args = ["run", *(["--always-execute"] if always else []), *tasks]
     code = DoitMain(ModuleTaskLoader(ns)).run(args)
     for name, fail in reporter.failures:
-        error = getattr(fail, "trek_error", None)
-        if isinstance(error, TrekError):
-            raise error
-        detail = fail.get_msg() if verbose else _summary(fail)
-        raise StepFailed(f"task {name} failed: {detail.strip()}")
+        raise failure_error(name, fail, verbose)
     if reporter.errors or code != 0:
         raise StepFailed("; ".join(reporter.errors) or f"doit exited with code {code}")
     return reporter.executed
