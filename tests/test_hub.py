@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import functools
-import http.server
 import json
 import stat
-import threading
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import free_port, serve
 from packaging.specifiers import SpecifierSet
 
 from trek_tasks.cli import main
@@ -32,26 +27,6 @@ from trek_tasks.hub import (
 from trek_tasks.pack import zip_bytes
 
 PARA = "id: demo\nschemaVersion: '0.2'\nversion: '1.0.0'\ninputs: {}\noutputs: {}\n"
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def serve(folder: Path) -> Iterator[str]:
-    """A real static HTTP server on 127.0.0.1 serving ``folder``; yields its URL."""
-    handler = functools.partial(QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def index_doc(**versions: dict) -> dict:
