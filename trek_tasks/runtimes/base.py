@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
@@ -76,8 +77,9 @@ def requirements_lines(script: Script) -> list[str]:
     return sorted(lines)
 
 
+@functools.lru_cache(maxsize=1)
 def sdk_hash() -> str:
-    """Hash of the blcks SDK sources, so environments follow SDK changes."""
+    """Hash of the blcks SDK sources, so environments follow SDK changes (read once)."""
     import blcks
 
     digest = hashlib.sha256()
