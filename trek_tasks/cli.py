@@ -204,17 +204,21 @@ def run_cmd(
     path: Path | None, detail: bool, next_interval: float, auto: bool, once: bool, reuse: bool
 ) -> None:
     """Run the workflow locally (restarting only what changed)."""
-    project = load_project(path)
-    options = {"detail": detail, "interval": next_interval, "always_run": True, "reuse": reuse}
-    from trek_tasks.runner import run_tasks as run
-
     try:
-        run(project, ["execute"], options, verbose=State.verbose)
+        run_tasks(
+            path,
+            ["execute"],
+            detail=detail,
+            interval=next_interval,
+            always_run=True,
+            reuse=reuse,
+        )
     finally:
         if once:
             from trek_tasks.localrun import shutdownenv
+            from trek_tasks.project import Project
 
-            shutdownenv(project, (), True)
+            shutdownenv(Project.load(path or Path.cwd(), workflow=False), (), True)
 
 
 @command()

@@ -273,13 +273,14 @@ class ProjectTasks:
         def execute() -> dict[str, str]:
             from trek_tasks.localrun import run_digest, run_workflow
 
+            digest = run_digest(project)  # before the run: an edit during it means run again
             run_workflow(
                 project,
                 detail=bool(options.get("detail")),
                 interval=float(options.get("interval") or 0),
                 reuse=bool(options.get("reuse")),
             )
-            return {"digest": run_digest(project)}
+            return {"digest": digest}
 
         def same_inputs(task: Any, values: dict[str, Any]) -> bool:
             from trek_tasks.localrun import run_digest
