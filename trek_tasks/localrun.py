@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,19 +44,23 @@ def select_scripts(project: Project, actions: tuple[str, ...]) -> list[Script]:
     return [scripts[a] for a in actions]
 
 
-def up_script(env: Environment, script: Script, force: bool = False) -> str | None:
-    """Start or restart ``script`` when it is not up to date; returns the reason, if any."""
-    reason = env.stale_reason(script)
+def bring_up(
+    name: str, label: str, reason: str | None, force: bool, start: Callable[[], object]
+) -> str | None:
+    """Start (or restart, saying why) what is not up to date; returns the reason, if any."""
     if reason is None and force:
         reason = "restart requested"
     if reason is None:
         return None
-    if reason == "not running":
-        click.echo(f"starting blcks {script.id}...")
-    else:
-        click.echo(f"restart {script.id}: {reason}")
-    env.up(script)
+    click.echo(f"starting {label}..." if reason == "not running" else f"restart {name}: {reason}")
+    start()
     return reason
+
+
+def up_script(env: Environment, script: Script, force: bool = False) -> str | None:
+    """Start or restart ``script`` when it is not up to date."""
+    reason = env.stale_reason(script)
+    return bring_up(script.id, f"blcks {script.id}", reason, force, lambda: env.up(script))
 
 
 def up_marvin(env: Environment, force: bool = False) -> str | None:
@@ -64,16 +68,7 @@ def up_marvin(env: Environment, force: bool = False) -> str | None:
     if env.project.config["marvin_url"]:
         return None
     reason = env.marvin_stale_reason()
-    if reason is None and force:
-        reason = "restart requested"
-    if reason is None:
-        return None
-    if reason == "not running":
-        click.echo("starting local Marvin...")
-    else:
-        click.echo(f"restart local Marvin: {reason}")
-    env.marvin_up()
-    return reason
+    return bring_up("local Marvin", "local Marvin", reason, force, env.marvin_up)
 
 
 def initenv(project: Project, actions: tuple[str, ...], no_overwrite: bool) -> None:
