@@ -102,24 +102,19 @@ def user_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def trek(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def module(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m name args`` in ``cwd`` as a user would run it."""
     return subprocess.run(
-        [sys.executable, "-m", "trek_tasks", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=user_env(),
+        [sys.executable, "-m", name, *args], cwd=cwd, capture_output=True, text=True, env=user_env()
     )
+
+
+def trek(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return module("trek_tasks", *args, cwd=cwd)
 
 
 def doit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "doit", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=user_env(),
-    )
+    return module("doit", *args, cwd=cwd)
 
 
 def checked(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
