@@ -147,6 +147,12 @@ def test_trek_and_doit_share_state(ref: Path) -> None:
     assert run(ref, "-m", "trek_tasks", "pack", "-a").stdout == ""
 
 
+def test_trek_graph_is_the_graph_task(ref: Path) -> None:
+    require_tool("dot")
+    run(ref, "-m", "trek_tasks", "graph")
+    assert "-- graph\n" in doit(ref, "graph").stdout
+
+
 def test_dep_file_is_sqlite_in_the_project(ref: Path) -> None:
     doit(ref, "pack:workflow")
     state = sorted(p.name for p in (ref / ".trek").iterdir() if p.name.startswith("doit"))

@@ -69,8 +69,10 @@ def test_graph_show_prints_the_reference_dot_and_writes_images(
     require_tool("dot")
     assert main(["graph", "--show"]) == 0
     out, err = capsys.readouterr()
-    assert out == REFERENCE_DOT + "Graph written: .trek/graph.gv (png, svg)\n"
+    assert out == "Graph written: .trek/graph.gv (png, svg)\n" + REFERENCE_DOT
     assert err == ""
+    assert main(["graph", "--show"]) == 0  # up to date: nothing redrawn, the DOT still shown
+    assert capsys.readouterr().out == REFERENCE_DOT
     state = ref / ".trek"
     assert (state / "graph.gv").read_text() == REFERENCE_DOT
     assert (state / "graph.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

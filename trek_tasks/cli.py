@@ -114,10 +114,15 @@ def validate(path: Path | None) -> None:
 @path_option
 @click.option("--show", is_flag=True, help="Print the DOT text.")
 def graph(path: Path | None, show: bool) -> None:
-    """Write .trek/graph.gv and its PNG/SVG images."""
-    from trek_tasks.steps import write_graph
+    """Write .trek/graph.gv and its PNG/SVG images (the doit task `graph`)."""
+    from trek_tasks.steps import graph_file
 
-    write_graph(load_project(path), show)
+    project = load_project(path)
+    try:
+        run_tasks(path, ["graph"])
+    finally:
+        if show and graph_file(project).is_file():
+            click.echo(graph_file(project).read_text(), nl=False)
 
 
 @command()

@@ -10,13 +10,14 @@ from trek_tasks.pack import script_members, workflow_members, write_zip
 from trek_tasks.project import Project, Script
 
 
-def write_graph(project: Project, show: bool) -> Path:
-    """Write ``.trek/graph.gv`` and its images; print the DOT text when ``show``."""
-    dot = to_dot(project.workflow, project.name)
-    gv = project.state_dir / "graph.gv"
-    write_atomic(gv, dot)
-    if show:
-        print(dot, end="")
+def graph_file(project: Project) -> Path:
+    return project.state_dir / "graph.gv"
+
+
+def write_graph(project: Project) -> Path:
+    """Write ``.trek/graph.gv`` and its images."""
+    gv = graph_file(project)
+    write_atomic(gv, to_dot(project.workflow, project.name))
     images = render_images(gv)
     print(f"Graph written: {display(gv)} ({', '.join(p.suffix[1:] for p in images)})")
     return gv

@@ -115,12 +115,12 @@ class ProjectTasks:
 
     def task_graph(self) -> TaskDict:
         """Draw the workflow: .trek/graph.gv plus PNG and SVG images."""
-        from trek_tasks.steps import write_graph
+        from trek_tasks.steps import graph_file, write_graph
 
         project = self.project
-        gv = self.state("graph.gv")
+        gv = graph_file(project)
         return {
-            "actions": [user_action(write_graph, project, False)],
+            "actions": [user_action(write_graph, project)],
             "file_dep": [str(project.entry)],
             "targets": [str(gv)],
             "uptodate": [_config_changed({"trek": __version__})],
