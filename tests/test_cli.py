@@ -72,19 +72,25 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     assert run(capsys, "nope") == (
         2,
         "",
-        "Usage: trek [OPTIONS] COMMAND [ARGS]...\n"
-        "Try 'trek --help' for help.\n\n"
-        "Error: No such command 'nope'.\n",
+        "trek: error: No such command 'nope'. (see `trek --help`)\n",
     )
 
 
 def test_unknown_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "pack", "--bogus")
-    assert (code, out) == (2, "")
-    assert err == (
-        "Usage: trek pack [OPTIONS]\n"
-        "Try 'trek pack --help' for help.\n\n"
-        "Error: No such option '--bogus'. Did you mean '--verbose'?\n"
+    assert run(capsys, "pack", "--bogus") == (
+        2,
+        "",
+        "trek: error: No such option '--bogus'. Did you mean '--verbose'? "
+        "(see `trek pack --help`)\n",
+    )
+
+
+def test_a_bad_option_value_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "logs", "--tail", "-3") == (
+        2,
+        "",
+        "trek: error: Invalid value for '--tail': -3 is not in the range x>=0. "
+        "(see `trek logs --help`)\n",
     )
 
 
@@ -105,8 +111,9 @@ def test_outside_a_project_is_one_line_and_exit_2(
 def test_path_that_is_a_file(ref: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "graph", "-p", "manifest.json")
     assert (code, out) == (2, "")
-    assert err.endswith(
-        "Error: Invalid value for '-p' / '--path': Directory 'manifest.json' is a file.\n"
+    assert err == (
+        "trek: error: Invalid value for '-p' / '--path': Directory 'manifest.json' is a file. "
+        "(see `trek graph --help`)\n"
     )
 
 

@@ -358,9 +358,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return 130
+    except click.UsageError as err:
+        command_path = err.ctx.command_path if err.ctx else "trek"
+        message = err.format_message()
+        click.echo(f"trek: error: {message} (see `{command_path} --help`)", err=True)
+        return 2
     except click.ClickException as err:
         err.show()
-        return 2 if isinstance(err, click.UsageError) else err.exit_code
+        return err.exit_code
     except click.exceptions.Exit as err:
         return err.exit_code
     return result if isinstance(result, int) else 0
