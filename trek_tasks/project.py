@@ -173,6 +173,3 @@ class Project:
     @property
     def state_dir(self) -> Path:
         return self.root / CONFIG_NAME.parent
-
-    def config_files(self) -> list[Path]:
-        return list(self.config.files)
