@@ -7,10 +7,8 @@ against a real local Marvin.
 from __future__ import annotations
 
 import importlib.util
-import json
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,14 +20,13 @@ from blcks.testing import call
 from trek_tasks.files import dump_json
 from trek_tasks.hub import Repository, bundled_path, read_archive
 from trek_tasks.install import extract
+from trek_tasks.marvin.client import MarvinClient
 from trek_tasks.marvin.inventory import Asset, Channel, Host, Inventory
-from trek_tasks.marvin.server import MarvinServer
-from trek_tasks.marvin.tokens import issue_token
+from trek_tasks.marvin.server import local_marvin
 from trek_tasks.pack import script_members, zip_bytes
 from trek_tasks.publish import SOURCES, build_index, bundled_sources, folder_script, rebuild_bundled
 from trek_tasks.validate import validate_para
 
-SECRET = "bundled-tests"
 SOURCE_IDS = [f"{folder.parent.name}-{folder.name}" for folder in bundled_sources()]
 
 
@@ -115,20 +112,9 @@ def shipped_main(tmp_path: Path, script_id: str, version: str) -> Main:
     return main
 
 
-class Marvin:
-    def __init__(self, url: str, token: str) -> None:
-        self.url = url
-        self.token = token
-
+class Marvin(MarvinClient):
     def run(self, main: Main, action: str, **inputs: Any) -> Any:
         return call(main, inputs, action=action, marvin_url=self.url, token=self.token)
-
-    def get(self, path: str) -> Any:
-        request = urllib.request.Request(
-            self.url + path, headers={"Authorization": f"Bearer {self.token}"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())["data"]
 
     def messages(self) -> list[tuple[str, str]]:
         return [(m["channel_id"], m["message"]) for m in self.get("/api/v1/messages")]
@@ -144,12 +130,8 @@ def marvin(tmp_path: Path) -> Iterator[Marvin]:
         domains=(Asset("D-site", "example.test"),),
         channels=(Channel("C-ops", "ops"),),
     )
-    server = MarvinServer(tmp_path / "marvin.db", inventory, SECRET)
-    server.start()
-    try:
-        yield Marvin(server.url, issue_token(SECRET, "trek"))
-    finally:
-        server.stop()
+    with local_marvin(inventory, tmp_path) as client:
+        yield Marvin(*client)
 
 
 @pytest.mark.parametrize("version", ["0.4.0", "0.5.0"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import json
 import socket
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import yaml
 from trek_tasks.cli import main
 from trek_tasks.environment import Environment
 from trek_tasks.errors import StepFailed
+from trek_tasks.marvin.client import MarvinClient
 from trek_tasks.project import Project
 
 HANDLER = Path("src/blcks/detectredis/handler/handler.py")
@@ -44,11 +44,7 @@ def error_line(err: str) -> str:
 
 def marvin_get(project: Path, path: str) -> Any:
     env = Environment(Project.load(project))
-    request = urllib.request.Request(
-        env.marvin_url + path, headers={"Authorization": f"Bearer {env.token()}"}
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read())["data"]
+    return MarvinClient(env.marvin_url, env.token()).get(path)
 
 
 def last_run(project: Path) -> dict[str, Any]:

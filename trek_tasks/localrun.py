@@ -23,6 +23,7 @@ from trek_tasks.engine import Engine, HttpInvoker, NodeRun, RunResult, RunSettin
 from trek_tasks.environment import Environment
 from trek_tasks.errors import BadInput, StepFailed
 from trek_tasks.files import display, dump_json, load_yaml, write_atomic
+from trek_tasks.marvin.client import MarvinClient
 from trek_tasks.project import Project, Script
 from trek_tasks.runtimes.base import file_digests
 from trek_tasks.runtimes.local import tail_lines
@@ -163,22 +164,8 @@ def read_paras(project: Project) -> dict[str, dict[str, Any]]:
     return paras
 
 
-def marvin_messages(env: Environment, token: str, after: int) -> list[dict[str, Any]]:
-    """Chat messages the local Marvin stored after message id ``after``."""
-    import urllib.request
-
-    request = urllib.request.Request(
-        f"{env.marvin_url}/api/v1/messages?after={after}",
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        data = json.loads(response.read())
-    return list(data.get("data", []))
-
-
-def last_message_id(env: Environment, token: str) -> int:
-    messages = marvin_messages(env, token, 0)
-    return max((int(m["id"]) for m in messages), default=0)
+def last_message_id(marvin: MarvinClient) -> int:
+    return max((int(m["id"]) for m in marvin.get("/api/v1/messages")), default=0)
 
 
 class LogFollower:
@@ -304,7 +291,8 @@ def run_workflow(
         reuse=last_run(project) if reuse else {},
         code_digests=code_digests(env),
     )
-    first_message = last_message_id(env, token) if local_marvin else 0
+    marvin = MarvinClient(marvin_url, token)
+    first_message = last_message_id(marvin) if local_marvin else 0
     invoker = HttpInvoker(ports)
     with run_lock(project):
         try:
@@ -314,7 +302,7 @@ def run_workflow(
         finally:
             invoker.close()
         save_record(project, result)
-    messages = marvin_messages(env, token, first_message) if local_marvin else []
+    messages = marvin.get(f"/api/v1/messages?after={first_message}") if local_marvin else []
     print_summary(result, messages)
     if result.status == "failed":
         failed = next((n for n in result.nodes.values() if n.status == "failed"), None)

@@ -10,6 +10,7 @@ documented in docs/marvin-api.md. Run it alone with::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import io
 import json
@@ -23,7 +24,7 @@ import traceback
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from email.message import Message as Headers
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from trek_tasks.errors import BadInput, TrekError
 from trek_tasks.files import display
+from trek_tasks.marvin.client import MarvinClient
 from trek_tasks.marvin.inventory import Channel, Inventory, load_inventory, tag_problem
 from trek_tasks.marvin.store import (
     ASSET_TYPES,
@@ -603,6 +605,20 @@ def _port(text: str) -> int:
     if not _is_number(text, digits=5) or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"must be a number from 0 to 65535, not '{text}'")
     return int(text)
+
+
+@contextlib.contextmanager
+def local_marvin(
+    inventory: Inventory, folder: Path, secret: str = "local-tests"
+) -> Iterator[MarvinClient]:
+    """A local Marvin serving ``inventory`` (database in ``folder``) on a free port, with
+    a client holding a token for it: what handler tests talk to."""
+    server = MarvinServer(folder / "marvin.db", inventory, secret)
+    server.start()
+    try:
+        yield MarvinClient(server.url, issue_token(secret, inventory.users[0].username))
+    finally:
+        server.stop()
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -18,7 +18,6 @@ SCRIPT_DIR = Path(__file__).resolve().parents[1]
 if str(SCRIPT_DIR) not in sys.path:
     sys.path.insert(0, str(SCRIPT_DIR))
 
-SECRET = "detectredis-tests"
 INVENTORY = """\
 hosts:
   - {{id: S-up, name: redis-up, ip: 127.0.0.1, port: {port}, tags: [redis, cache]}}
@@ -65,14 +64,9 @@ def redis_port():
 def marvin(tmp_path, redis_port):
     """A local Marvin whose hosts point at the test redis-server: (url, token)."""
     from trek_tasks.marvin.inventory import Inventory
-    from trek_tasks.marvin.server import MarvinServer
-    from trek_tasks.marvin.tokens import issue_token
+    from trek_tasks.marvin.server import local_marvin
 
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(INVENTORY.format(port=redis_port), encoding="utf-8")
-    server = MarvinServer(tmp_path / "marvin.db", Inventory.load(inventory), SECRET)
-    server.start()
-    try:
-        yield server.url, issue_token(SECRET, "trek")
-    finally:
-        server.stop()
+    with local_marvin(Inventory.load(inventory), tmp_path) as client:
+        yield client

@@ -1,0 +1,40 @@
+"""MarvinClient against a real local Marvin: data back, failures without the token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trek_tasks.errors import StepFailed
+from trek_tasks.marvin.client import MarvinClient
+from trek_tasks.marvin.inventory import Channel, Host, Inventory
+from trek_tasks.marvin.server import local_marvin
+
+INVENTORY = Inventory(
+    hosts=(Host("S-1", "one", "127.0.0.1", tags=("redis",)),),
+    channels=(Channel("C-ops", "ops"),),
+)
+
+
+def test_get_returns_the_data(tmp_path: Path) -> None:
+    with local_marvin(INVENTORY, tmp_path) as marvin:
+        url, token = marvin
+        assert [h["id"] for h in marvin.get("/api/v1/hosts?search=tag:redis")] == ["S-1"]
+        assert MarvinClient(url, token).get("/api/v1/channels") == [{"id": "C-ops", "name": "ops"}]
+
+
+def test_failures_name_url_and_status_but_not_the_token(tmp_path: Path) -> None:
+    with local_marvin(INVENTORY, tmp_path) as marvin:
+        wrong = MarvinClient(marvin.url, "not-a-real-token-123")
+        with pytest.raises(StepFailed) as info:
+            wrong.get("/api/v1/hosts")
+    assert str(info.value) == f"GET {marvin.url}/api/v1/hosts answered HTTP 401"
+    assert "not-a-real-token-123" not in str(info.value)
+
+
+def test_an_unreachable_marvin_is_a_failed_step(tmp_path: Path) -> None:
+    with local_marvin(INVENTORY, tmp_path) as marvin:
+        url = marvin.url
+    with pytest.raises(StepFailed, match=f"^GET {url}/api/v1/hosts failed: "):
+        MarvinClient(url, "t").get("/api/v1/hosts")
