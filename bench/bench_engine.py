@@ -23,9 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _projects import chain_project, checked, copy_example, seconds, trek  # noqa: E402
 
-from trek_tasks.engine import Engine, HttpInvoker, RunSettings  # noqa: E402
+from trek_tasks.engine import Engine, RunSettings  # noqa: E402
 from trek_tasks.environment import Environment  # noqa: E402
+from trek_tasks.invoker import HttpInvoker  # noqa: E402
 from trek_tasks.project import Project  # noqa: E402
+from trek_tasks.reporter import Terminal  # noqa: E402
 
 NODES = 500
 
@@ -35,14 +37,15 @@ def engine_per_node(tmp: Path) -> tuple[float, float]:
     env = Environment(project)
     script = project.used_scripts()[0]
     handle = env.up(script)
-    invoker = HttpInvoker({script.id: handle.port})
+    invoker = HttpInvoker({script.id: handle.url})
     settings = RunSettings("bench", "r", {}, {}, {}, timeout=30)
+    printer = Terminal(out=lambda _: None)  # the terminal's work, without the terminal
     try:
-        Engine(project.workflow, settings, invoker, say=lambda _: None).run()  # warm
+        Engine(project.workflow, settings, invoker, [printer]).run()  # warm
         runs = []
         for _ in range(3):
             start = time.perf_counter()
-            result = Engine(project.workflow, settings, invoker, say=lambda _: None).run()
+            result = Engine(project.workflow, settings, invoker, [printer]).run()
             runs.append(time.perf_counter() - start)
             assert result.status == "done", result.error
         restart = seconds(lambda: env.up(script), repeat=5)

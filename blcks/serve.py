@@ -78,8 +78,9 @@ class Server(ThreadingHTTPServer):
 
     allow_reuse_port = False  # a second server on the same port must fail, not share it
 
-    def __init__(self, host: str, port: int, script: Script) -> None:
+    def __init__(self, host: str, port: int, script: Script, token: str = "") -> None:
         self.script = script
+        self.token = token  # the identity token /healthz answers with (TREK_PROCESS_TOKEN)
         self.stopping = False
         self._calls = threading.Condition()
         self._in_flight = 0
@@ -128,7 +129,12 @@ class RequestHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
-            health = {"status": "ok", "script": self.server.script.name, "pid": os.getpid()}
+            health = {
+                "status": "ok",
+                "script": self.server.script.name,
+                "pid": os.getpid(),
+                "token": self.server.token,
+            }
             self._reply(200, _json(health))
         else:
             self._reply(404, _error(404, f"no route GET {path}"))
@@ -187,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_IMPORT
 
     try:
-        server = Server(args.host, args.port, script)
+        server = Server(args.host, args.port, script, os.environ.get("TREK_PROCESS_TOKEN", ""))
     except OSError as err:
         if err.errno == errno.EADDRINUSE:
             problem = f"port {args.port} on {args.host} is already in use"

@@ -95,15 +95,22 @@ def require_tool(name: str) -> str:
     return found
 
 
+@pytest.fixture(scope="session")
+def trek_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This session's environment store: shared by its tests, so each environment is
+    built once per session, and apart from other sessions and the checkout."""
+    return tmp_path_factory.mktemp("trek-home")
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, trek_home: Path
 ) -> Path:
     """Keep every test out of the real home directory and global config."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("TREK_GLOBAL_CONFIG", str(home / ".trek" / "config.json"))
-    monkeypatch.setenv("TREK_HOME", str(REPO / ".cache" / "trek-home"))
+    monkeypatch.setenv("TREK_HOME", str(trek_home))
     return home
 
 

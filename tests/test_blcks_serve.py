@@ -329,7 +329,7 @@ def test_event_that_is_not_an_object_answers_400(multi: Served) -> None:
 def test_healthz(multi: Served) -> None:
     assert request(multi.port, "GET", "/healthz") == (
         200,
-        {"status": "ok", "script": "multi", "pid": multi.proc.pid},
+        {"status": "ok", "script": "multi", "pid": multi.proc.pid, "token": ""},
     )
 
 

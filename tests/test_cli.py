@@ -76,6 +76,16 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     )
 
 
+def test_a_near_miss_command_suggests_the_lazily_loaded_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(capsys, "confi") == (
+        2,
+        "",
+        "trek: error: No such command 'confi'. Did you mean 'config'? (see `trek --help`)\n",
+    )
+
+
 def test_unknown_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "pack", "--bogus") == (
         2,
@@ -127,6 +137,15 @@ def test_traceback_only_with_verbose(
     assert code == 2
     assert err.startswith("Traceback (most recent call last):\n")
     assert err.endswith(f"trek: error: .: {NOT_A_PROJECT}\n")
+
+
+def test_verbose_before_the_command_counts_for_that_invocation_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "-v", "graph")
+    assert code == 2 and err.startswith("Traceback (most recent call last):\n")
+    assert run(capsys, "graph") == (2, "", f"trek: error: .: {NOT_A_PROJECT}\n")
 
 
 def test_validate_the_reference_project(ref: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -67,7 +67,7 @@ def test_editing_a_handler_restarts_it_and_reruns(running: Path) -> None:
 def test_a_killed_script_is_restarted_alone(running: Path) -> None:
     handle = Environment(Project.load(running)).handle("detectredis")
     assert handle is not None
-    os.killpg(handle.pid, signal.SIGKILL)
+    os.killpg(handle.state["pid"], signal.SIGKILL)
     out = doit(running, "run").stdout
     assert executed(out) == ["up:detectredis"]
     assert "restart detectredis: process lost" in out

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import textwrap
+import threading
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import free_port
 
-from trek_tasks.engine import Engine, HttpInvoker, RunResult, RunSettings
+from trek_tasks.engine import (
+    Engine,
+    NodeFailed,
+    NodeFinished,
+    NodeReused,
+    NodeRun,
+    NodeSkipped,
+    RunResult,
+    RunSettings,
+)
 from trek_tasks.graph import Workflow
+from trek_tasks.invoker import HttpInvoker
 from trek_tasks.project import Script
+from trek_tasks.reporter import Terminal
 from trek_tasks.runtimes.local import LocalRuntime
 
 HANDLERS = {
@@ -54,7 +66,7 @@ def write_script(folder: Path, name: str, body: str) -> Script:
 
 
 @pytest.fixture(scope="module")
-def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
+def urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     folder = tmp_path_factory.mktemp("scripts")
     runtime = LocalRuntime()
     handles = []
@@ -62,7 +74,7 @@ def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
         for name, body in HANDLERS.items():
             script = write_script(folder, name, body)
             handles.append(runtime.start(script, free_port(), {}, folder / f"{name}.log"))
-        yield {h.script_id: h.port for h in handles}
+        yield {h.script_id: h.url for h in handles}
     finally:
         for handle in handles:
             runtime.stop(handle)
@@ -87,7 +99,7 @@ def edge(
 
 
 def run(
-    ports: dict[str, int],
+    urls: dict[str, str],
     nodes: list[dict],
     edges: list[dict],
     paras: dict | None = None,
@@ -107,17 +119,17 @@ def run(
         timeout=timeout,
     )
     lines: list[str] = []
-    invoker = HttpInvoker(ports)
+    invoker = HttpInvoker(urls)
     try:
-        result = Engine(workflow, settings, invoker, say=lines.append).run()
+        result = Engine(workflow, settings, invoker, [Terminal(lines.append)]).run()
     finally:
         invoker.close()
     return result, lines
 
 
-def test_chain_with_typed_and_interpolated_bindings(ports: dict[str, int]) -> None:
+def test_chain_with_typed_and_interpolated_bindings(urls: dict[str, str]) -> None:
     result, lines = run(
-        ports,
+        urls,
         [
             node("0", "trigger"),
             node("2", "action", "echo"),
@@ -159,9 +171,9 @@ def test_chain_with_typed_and_interpolated_bindings(ports: dict[str, int]) -> No
     assert lines[-1] == "Done. [t]"
 
 
-def test_selector_takes_one_branch_and_skips_the_other(ports: dict[str, int]) -> None:
+def test_selector_takes_one_branch_and_skips_the_other(urls: dict[str, str]) -> None:
     result, lines = run(
-        ports,
+        urls,
         [
             node("0", "trigger"),
             node("2", "action", "echo"),
@@ -186,9 +198,9 @@ def test_selector_takes_one_branch_and_skips_the_other(ports: dict[str, int]) ->
     assert "[SKIP] id: 6, type: action, scriptId: echo (no incoming edge taken)" in lines
 
 
-def test_all_edges_not_taken_skips_down_to_the_end(ports: dict[str, int]) -> None:
+def test_all_edges_not_taken_skips_down_to_the_end(urls: dict[str, str]) -> None:
     result, _ = run(
-        ports,
+        urls,
         [
             node("0", "trigger"),
             node("4", "selector"),
@@ -210,9 +222,9 @@ def test_all_edges_not_taken_skips_down_to_the_end(ports: dict[str, int]) -> Non
     assert [result.nodes[i].status for i in ("5", "1")] == ["skipped", "skipped"]
 
 
-def test_independent_branches_run_concurrently_and_join(ports: dict[str, int]) -> None:
+def test_independent_branches_run_concurrently_and_join(urls: dict[str, str]) -> None:
     result, _ = run(
-        ports,
+        urls,
         [
             node("0", "trigger"),
             node("2", "action", "nap"),
@@ -238,9 +250,9 @@ def test_independent_branches_run_concurrently_and_join(ports: dict[str, int]) -
     assert result.nodes["5"].outputs["got"] == {"a": "a", "b": "b"}
 
 
-def test_data_overrides_fill_inputs_on_taken_edges(ports: dict[str, int]) -> None:
+def test_data_overrides_fill_inputs_on_taken_edges(urls: dict[str, str]) -> None:
     result, _ = run(
-        ports,
+        urls,
         [node("0", "trigger"), node("2", "action", "echo"), node("1", "terminator")],
         [edge("0", "2", [{"property": "bot_infos.0", "value": "x"}]), edge("2", "1")],
         overrides={
@@ -253,9 +265,9 @@ def test_data_overrides_fill_inputs_on_taken_edges(ports: dict[str, int]) -> Non
     assert result.nodes["2"].inputs == {"bot_infos": ["C-ops"], "retries": 3}
 
 
-def test_missing_required_input_names_node_script_and_input(ports: dict[str, int]) -> None:
+def test_missing_required_input_names_node_script_and_input(urls: dict[str, str]) -> None:
     result, lines = run(
-        ports,
+        urls,
         [node("0", "trigger"), node("2", "action", "echo"), node("1", "terminator")],
         [edge("0", "2"), edge("2", "1")],
         paras={"echo": {"inputs": {"name": {"type": "string"}}, "required": ["name"]}},
@@ -269,9 +281,9 @@ def test_missing_required_input_names_node_script_and_input(ports: dict[str, int
     assert "Done. [t]" not in lines
 
 
-def test_wrong_input_type_is_refused_before_the_call(ports: dict[str, int]) -> None:
+def test_wrong_input_type_is_refused_before_the_call(urls: dict[str, str]) -> None:
     result, _ = run(
-        ports,
+        urls,
         [node("0", "trigger"), node("2", "action", "echo"), node("1", "terminator")],
         [edge("0", "2", [{"property": "ids", "value": "abc"}]), edge("2", "1")],
         paras={"echo": {"inputs": {"ids": {"type": "array"}}}},
@@ -280,9 +292,9 @@ def test_wrong_input_type_is_refused_before_the_call(ports: dict[str, int]) -> N
     assert "input 'ids' must be array, got str 'abc'" in result.error
 
 
-def test_failing_script_stops_the_run(ports: dict[str, int]) -> None:
+def test_failing_script_stops_the_run(urls: dict[str, str]) -> None:
     result, lines = run(
-        ports,
+        urls,
         [
             node("0", "trigger"),
             node("2", "action", "boom"),
@@ -299,9 +311,9 @@ def test_failing_script_stops_the_run(ports: dict[str, int]) -> None:
     assert "[FAIL] id: 2, type: action, scriptId: boom, scriptType: blcks" in lines
 
 
-def test_hanging_script_times_out(ports: dict[str, int]) -> None:
+def test_hanging_script_times_out(urls: dict[str, str]) -> None:
     result, _ = run(
-        ports,
+        urls,
         [node("0", "trigger"), node("2", "action", "nap"), node("1", "terminator")],
         [edge("0", "2", [{"property": "seconds", "value": 3}]), edge("2", "1")],
         timeout=0.5,
@@ -310,9 +322,9 @@ def test_hanging_script_times_out(ports: dict[str, int]) -> None:
     assert result.error == "node 2 (nap): timed out after 0.5 s (action_timeout)"
 
 
-def test_unknown_node_in_a_binding_is_a_clear_error(ports: dict[str, int]) -> None:
+def test_unknown_node_in_a_binding_is_a_clear_error(urls: dict[str, str]) -> None:
     result, _ = run(
-        ports,
+        urls,
         [node("0", "trigger"), node("2", "action", "echo"), node("1", "terminator")],
         [edge("0", "2", [{"property": "x", "value": "{{ 9.y }}"}]), edge("2", "1")],
     )
@@ -322,7 +334,7 @@ def test_unknown_node_in_a_binding_is_a_clear_error(ports: dict[str, int]) -> No
 
 
 def chain_run(
-    ports: dict[str, int], digests: dict[str, str], reuse: dict | None = None
+    urls: dict[str, str], digests: dict[str, str], reuse: dict | None = None
 ) -> RunResult:
     workflow = Workflow.from_data(
         {
@@ -354,34 +366,34 @@ def chain_run(
         reuse=reuse or {},
         code_digests=digests,
     )
-    invoker = HttpInvoker(ports)
+    invoker = HttpInvoker(urls)
     try:
-        return Engine(workflow, settings, invoker, say=lambda _: None).run()
+        return Engine(workflow, settings, invoker).run()
     finally:
         invoker.close()
 
 
-def test_reuse_is_exact(ports: dict[str, int]) -> None:
+def test_reuse_is_exact(urls: dict[str, str]) -> None:
     digests = {"echo": "e1", "nap": "n1"}
-    first = chain_run(ports, digests)
+    first = chain_run(urls, digests)
     assert first.status == "done"
-    same = chain_run(ports, digests, reuse=first.nodes)
+    same = chain_run(urls, digests, reuse=first.nodes)
     assert [same.nodes[i].status for i in ("2", "3", "4")] == ["reused", "reused", "reused"]
     assert same.nodes["3"].outputs == first.nodes["3"].outputs
 
-    changed = chain_run(ports, {"echo": "e1", "nap": "n2"}, reuse=first.nodes)
+    changed = chain_run(urls, {"echo": "e1", "nap": "n2"}, reuse=first.nodes)
     assert [changed.nodes[i].status for i in ("2", "3", "4")] == ["reused", "done", "done"]
     assert changed.nodes["3"].outputs["started"] != first.nodes["3"].outputs["started"]
 
     failed_before = {**first.nodes, "2": replace(first.nodes["2"], status="failed")}
-    after_failure = chain_run(ports, digests, reuse=failed_before)
+    after_failure = chain_run(urls, digests, reuse=failed_before)
     assert after_failure.nodes["2"].status == "done"
     assert after_failure.nodes["4"].status == "done"
 
 
-def test_para_defaults_fill_unbound_inputs(ports: dict[str, int]) -> None:
+def test_para_defaults_fill_unbound_inputs(urls: dict[str, str]) -> None:
     result, _ = run(
-        ports,
+        urls,
         [node("0", "trigger"), node("2", "action", "echo"), node("1", "terminator")],
         [edge("0", "2", [{"property": "a", "value": 1}]), edge("2", "1")],
         paras={
@@ -396,3 +408,83 @@ def test_para_defaults_fill_unbound_inputs(ports: dict[str, int]) -> None:
     )
     assert result.status == "done", result.error
     assert result.nodes["2"].inputs == {"a": 1, "b": "x"}
+
+
+def events_of(nodes: list[dict], edges: list[dict], event: dict | None = None) -> list[Any]:
+    """Run with an in-process invoker; the events in the order subscribers got them,
+    each with the name of the thread it was delivered on."""
+    workflow = Workflow.from_data(
+        {"graph": {"metadata": {"templateId": "t", "version": "1"}, "nodes": nodes, "edges": edges}}
+    )
+    settings = RunSettings("t", "r", event or {}, {}, {}, timeout=5)
+    seen: list[Any] = []
+
+    def invoke(script_id: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        return {"thread": threading.current_thread().name}
+
+    def subscriber(item: Any) -> None:
+        seen.append((item, threading.current_thread().name))
+
+    Engine(workflow, settings, invoke, [subscriber]).run()
+    return seen
+
+
+def test_events_tell_the_run_in_order_on_the_scheduler_thread() -> None:
+    seen = events_of(
+        [node("0", "trigger"), node("2", "action", "echo"), node("3", "action", "echo")]
+        + [node("1", "terminator")],
+        [
+            edge("0", "2"),
+            edge("0", "3", filters={"property": "nodes.0.go", "operator": "==", "value": True}),
+            edge("2", "1"),
+            edge("3", "1"),
+        ],
+        event={"go": False},
+    )
+    told = [(type(e).__name__, getattr(getattr(e, "node", None), "id", "")) for e, _ in seen]
+    assert told == [
+        ("RunStarted", ""),
+        ("NodeStarted", "0"),
+        ("NodeFinished", "0"),
+        ("NodeStarted", "2"),
+        ("NodeSkipped", "3"),
+        ("NodeFinished", "2"),
+        ("NodeStarted", "1"),
+        ("NodeFinished", "1"),
+        ("RunFinished", ""),
+    ]
+    assert {thread for _, thread in seen} == {threading.current_thread().name}
+    finished = next(e for e, _ in seen if isinstance(e, NodeFinished) and e.node.id == "2")
+    assert finished.run.outputs["thread"].startswith("trek-node")  # the call ran on a worker
+    skipped = next(e for e, _ in seen if isinstance(e, NodeSkipped))
+    assert (skipped.reason, skipped.script_type) == ("no incoming edge taken", "blcks")
+    with pytest.raises(FrozenInstanceError):
+        finished.run.status = "failed"  # type: ignore[misc]
+    result = seen[-1][0].result
+    assert [result.nodes[i].status for i in ("0", "2", "3", "1")] == [
+        "done",
+        "done",
+        "skipped",
+        "done",
+    ]
+
+
+def test_the_terminal_prints_a_failed_and_a_reused_node() -> None:
+    workflow = Workflow.from_data(
+        {
+            "graph": {
+                "metadata": {"templateId": "t", "version": "1"},
+                "nodes": [node("0", "trigger"), node("2", "action", "echo")],
+                "edges": [edge("0", "2")],
+            }
+        }
+    )
+    lines: list[str] = []
+    terminal = Terminal(lines.append)
+    run_2 = NodeRun("2", "action", "echo", status="failed", error="boom")
+    terminal(NodeFailed(workflow.nodes[1], "blcks", run_2))
+    terminal(NodeReused(workflow.nodes[1], "blcks", replace(run_2, status="reused")))
+    assert lines == [
+        "[FAIL] id: 2, type: action, scriptId: echo, scriptType: blcks",
+        "[REUSE] id: 2, type: action, scriptId: echo, scriptType: blcks",
+    ]

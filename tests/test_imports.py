@@ -48,6 +48,21 @@ def test_help_imports_no_heavy_module(tmp_path: Path) -> None:
     assert heavy_modules_after(body, tmp_path) == []
 
 
+def test_help_loads_no_library_module(tmp_path: Path) -> None:
+    """The lazy group imports the command modules to list them; they import the library
+    only inside the commands, and the terminal reporter only when a command runs."""
+    body = (
+        "import sys\n"
+        "from trek_tasks.cli import main\n"
+        "assert main(['--help']) == 0\n"
+        "allowed = {'trek_tasks', 'trek_tasks.cli', 'trek_tasks.errors'}\n"
+        "loaded = {m for m in sys.modules if m.startswith('trek_tasks')}\n"
+        "loaded -= allowed | {m for m in loaded if m.startswith('trek_tasks.commands')}\n"
+        "assert not loaded, sorted(loaded)"
+    )
+    assert heavy_modules_after(body, tmp_path) == []
+
+
 def test_task_list_imports_no_heavy_module(tmp_path: Path) -> None:
     project = build_reference(tmp_path / "host.detect.redis")
     body = (

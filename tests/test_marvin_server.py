@@ -196,7 +196,10 @@ def zip_bytes(content: str) -> bytes:
 
 def test_healthz_needs_no_token(url: str) -> None:
     answer = call(url, "GET", "/healthz")
-    assert (answer.status, answer.body) == (200, {"status": "ok", "name": "local-marvin"})
+    assert (answer.status, answer.body) == (
+        200,
+        {"status": "ok", "name": "local-marvin", "pid": os.getpid(), "token": ""},
+    )
     assert answer.headers["Content-Type"] == "application/json; charset=utf-8"
 
 

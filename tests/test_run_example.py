@@ -59,7 +59,7 @@ def example(project: Path, redis_server: int) -> Iterator[Path]:
     set_redis_ports(project, {"S-redis-local": redis_server})
     yield project
     main(["shutdownenv", "-a", "-p", str(project)])
-    assert Environment(Project.load(project)).our_pids() == []
+    assert Environment(Project.load(project)).leftovers() == []
 
 
 def test_one_host_down_is_tagged_and_reported(
@@ -101,11 +101,11 @@ def test_all_hosts_up_takes_the_terminator_branch(
 def test_shutdownenv_all_leaves_no_process_even_without_state(example: Path) -> None:
     assert main(["initenv", "-p", str(example)]) == 0
     env = Environment(Project.load(example))
-    assert len(env.our_pids()) == 4  # three scripts and the local Marvin
+    assert len(env.leftovers()) == 4  # three scripts and the local Marvin
     for state in (example / ".trek" / "env").glob("*.json"):
         state.unlink()
     assert main(["shutdownenv", "-a", "-p", str(example)]) == 0
-    assert env.our_pids() == []
+    assert env.leftovers() == []
 
 
 def test_a_handler_that_does_not_import_is_reported(
@@ -180,11 +180,16 @@ def test_a_stale_pid_file_is_not_trusted(example: Path, capsys: pytest.CaptureFi
             {
                 "script_id": "detectredis",
                 "runtime": "local",
-                "pid": os.getpid(),
-                "port": 1,
+                "ref": str(os.getpid()),
+                "url": "http://127.0.0.1:1/",
+                "state": {
+                    "pid": os.getpid(),
+                    "port": 1,
+                    "token": "x",
+                    "log_path": str(state.with_suffix(".log")),
+                },
                 "files": {},
                 "env_key": "x",
-                "log_path": str(state.with_suffix(".log")),
             }
         )
     )
@@ -228,9 +233,9 @@ def test_restarting_one_script_leaves_the_others(
     out = capsys.readouterr().out
     assert "restart detectredis: handler/handler.py changed" in out
     after = {sid: env.handle(sid) for sid in env.started_ids()}
-    assert after["detectredis"].pid != before["detectredis"].pid
-    assert after["notification"].pid == before["notification"].pid
-    assert after["blckssettags"].pid == before["blckssettags"].pid
+    assert after["detectredis"].ref != before["detectredis"].ref
+    assert after["notification"].ref == before["notification"].ref
+    assert after["blckssettags"].ref == before["blckssettags"].ref
 
 
 def test_runblcks_calls_one_script_against_the_local_marvin(

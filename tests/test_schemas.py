@@ -12,7 +12,7 @@ from test_validate import REFERENCE
 
 from trek_tasks.config import DEFAULTS
 from trek_tasks.expr import TYPES
-from trek_tasks.runtimes import RUNTIMES
+from trek_tasks.runtimes import CONFIG_CHOICES
 from trek_tasks.validate import SCHEMA_NAMES, builtin_types, load_schema
 
 
@@ -40,7 +40,7 @@ def test_load_schema_reads_once_and_rejects_unknown_names() -> None:
 def test_config_schema_knows_exactly_the_config_keys() -> None:
     schema = load_schema("config")
     assert sorted(schema["properties"]) == sorted(DEFAULTS)
-    assert schema["properties"]["runtime"]["enum"] == [*RUNTIMES, "", None]
+    assert schema["properties"]["runtime"]["enum"] == [*CONFIG_CHOICES, "", None]
     assert accepts("config", DEFAULTS)
     assert not accepts("config", {"runtime": "nowhere"})
     assert not accepts("config", {"router_prot": 5000})

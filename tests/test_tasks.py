@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 from conftest import HANDLER_FILES, build_reference
+from doit.cmd_base import ModuleTaskLoader
 from doit.doit_cmd import DoitMain
 from doit.exceptions import InvalidDodoFile
 from doit.loader import load_doit_config, load_tasks
 
+from trek_tasks.cli import main
 from trek_tasks.tasks import namespace
 
 
@@ -145,3 +147,26 @@ def test_unreadable_graph_is_a_one_line_dodo_error(
     with pytest.raises(InvalidDodoFile) as info:
         tasks_of(namespace(ref))
     assert str(info.value) == "src/graph.yml:2:1: invalid YAML: did not find expected node content"
+
+
+def test_up_tasks_are_cleaned_by_stopping_what_they_started(project: Path) -> None:
+    """``doit clean up:<id>`` stops the script (served by the test runtime here, which
+    validation would refuse in a project's config; these tasks do not validate)."""
+    from trek_tasks.environment import Environment
+    from trek_tasks.project import Project
+    from trek_tasks.runner import run_tasks
+
+    config = project / ".trek" / "config.json"
+    config.write_text(
+        config.read_text().replace('"router_port"', '"runtime": "inprocess",\n  "router_port"')
+    )
+    assert main(["install", "-p", str(project)]) == 0
+    loaded = Project.load(project)
+    assert "up:detectredis" in run_tasks(loaded, ["up:detectredis"])
+    env = Environment(loaded)
+    handle = env.handle("detectredis")
+    assert handle is not None and env.runtime.healthy(handle)
+    tasks = tasks_of(namespace(project, loaded))
+    assert tasks["up:detectredis"].clean_actions and tasks["up:marvin"].clean_actions
+    DoitMain(ModuleTaskLoader(namespace(project, loaded))).run(["clean", "up:detectredis"])
+    assert env.handle("detectredis") is None and not env.runtime.healthy(handle)

@@ -343,3 +343,17 @@ def test_trek_watch_reruns_and_shuts_down_when_asked(
     assert watch.interrupt() == 0
     assert "closing local Marvin..." in watch.lines
     assert not list((example_up / ".trek" / "env").glob("*.json"))
+
+
+def test_the_watched_folders_follow_the_config(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    (root / ".trek").mkdir(parents=True)
+    (root / "manifest.json").write_text('{"entry": "flow/graph.yml"}\n')
+    (root / ".trek" / "config.json").write_text(
+        json.dumps({"blcks_code_base": "code/blcks", "local_inventory_file": "data/inv.yml"})
+    )
+    watch = project_watch(str(root), None)
+    wanted = ["flow/graph.yml", "code/blcks/x/handler/h.py", "data/inv.yml", "inputs/event.yml"]
+    ignored = ["src/blcks/x/handler/h.py", "src/graph.yml", "code/other.py"]
+    assert [p for p in wanted if not watch.wants(str(root / p))] == []
+    assert [p for p in ignored if watch.wants(str(root / p))] == []

@@ -16,8 +16,10 @@ from typing import Any
 
 from trek_tasks.errors import BadInput
 from trek_tasks.files import display, dump_json, load_json, write_atomic
+from trek_tasks.kinds import code_base_defaults
+from trek_tasks.state import STATE_DIR
 
-CONFIG_NAME = Path(".trek") / "config.json"
+CONFIG_NAME = Path(STATE_DIR) / "config.json"
 
 DEFAULTS: dict[str, Any] = {
     "marvin_url": "",
@@ -38,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "blcks_base_image": "",
     "docker_registry": "",
 }
+# A script kind brings its code-base key (default ``src/<kind>``) unless SPEC names it above.
+DEFAULTS.update({k: v for k, v in code_base_defaults().items() if k not in DEFAULTS})
 
 INT_KEYS = frozenset({"router_port", "action_timeout"})
 OBJECT_KEYS = frozenset({"envs"})

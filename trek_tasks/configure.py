@@ -1,11 +1,9 @@
-"""``trek config``: read and write the layered settings."""
+"""``trek config``: read and write the layered settings (the command prints)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import click
 
 from trek_tasks.config import (
     CONFIG_NAME,
@@ -17,16 +15,14 @@ from trek_tasks.config import (
     update_file,
 )
 from trek_tasks.errors import BadInput
-from trek_tasks.project import find_root
+from trek_tasks.project import find_root, find_root_or_none
 
 
 def _project_root(path: Path | None) -> Path | None:
-    try:
-        return find_root(path or Path.cwd())
-    except BadInput:
-        if path is not None:
-            raise
-        return None
+    """The project of ``-p`` (which must be one), else the one around the cwd, if any."""
+    if path is not None:
+        return find_root(path)
+    return find_root_or_none(Path.cwd())
 
 
 def _script_dir(root: Path | None, start: Path) -> Path | None:
@@ -44,27 +40,29 @@ def _show(value: object) -> str:
     return json.dumps(value) if isinstance(value, dict | list) else str(value)
 
 
-def run_config(
-    key: str | None,
-    value: str | None,
-    *,
-    global_: bool,
-    unset: bool,
-    list_: bool,
-    path: Path | None,
-) -> None:
+def _config(root: Path | None, path: Path | None, global_: bool) -> Config:
+    return Config.load() if global_ else Config.load(root, _script_dir(root, path or Path.cwd()))
+
+
+def setting_lines(*, global_: bool, path: Path | None) -> list[str]:
+    """``trek config -l``: every merged setting as ``name=value``, credentials masked."""
+    config = _config(_project_root(path), path, global_)
+    return [f"{name}={_show(mask(name, item))}" for name, item in config.values.items()]
+
+
+def setting_text(key: str, *, global_: bool, path: Path | None) -> str:
+    """``trek config KEY``: the merged value of ``key``, masked when it is a credential."""
     root = _project_root(path)
-    start = path or Path.cwd()
-    if list_ or key is None:
-        config = Config.load() if global_ else Config.load(root, _script_dir(root, start))
-        for name, item in config.values.items():
-            click.echo(f"{name}={_show(mask(name, item))}")
-        return
     check_key(key)
-    if value is None and not unset:
-        config = Config.load(root, _script_dir(root, start)) if not global_ else Config.load()
-        click.echo(_show(mask(key, config[key])))
-        return
+    return _show(mask(key, _config(root, path, global_)[key]))
+
+
+def write_setting(
+    key: str, value: str | None, *, global_: bool, unset: bool, path: Path | None
+) -> None:
+    """``trek config KEY VALUE`` / ``--unset``: change the project's or the global file."""
+    root = _project_root(path)
+    check_key(key)
     if global_:
         target = global_config_path()
     elif root is not None:

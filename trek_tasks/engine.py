@@ -8,32 +8,27 @@ elimination). A node's inputs are the bindings of its taken incoming edges, then
 ``inputs/data.yml`` overrides, checked against the script's para. Independent
 branches run concurrently. A failing action stops the run: nodes already running
 finish, no new node starts.
+
+The engine never prints: it emits typed events (``RunStarted`` ... ``RunFinished``) to
+its subscribers, such as the terminal reporter and the run record.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
-from trek_tasks.errors import BadInput, StepFailed, TrekError
+from trek_tasks.errors import BadInput, TrekError
 from trek_tasks.expr import coerce, evaluate_filter, render, set_path
 from trek_tasks.graph import Edge, Node, Workflow
+from trek_tasks.kinds import default_kind
+from trek_tasks.paratypes import type_problem
 
 MAX_PARALLEL = 8
-JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-    "object": (dict,),
-}
 
 
 class Invoker(Protocol):
@@ -42,78 +37,14 @@ class Invoker(Protocol):
     ) -> dict[str, Any]: ...  # POST the event to the script; its outputs, or StepFailed
 
 
-class HttpInvoker:
-    """POSTs events to script URLs over keep-alive connections (one per thread and port)."""
-
-    def __init__(self, ports: Mapping[str, int]) -> None:
-        self.ports = dict(ports)
-        self.local = threading.local()
-        self.opened: list[http.client.HTTPConnection] = []
-        self.lock = threading.Lock()
-
-    def _connection(self, port: int, timeout: float) -> http.client.HTTPConnection:
-        pool: dict[int, http.client.HTTPConnection] = self.local.__dict__.setdefault("pool", {})
-        conn = pool.get(port)
-        if conn is None:
-            conn = pool[port] = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-            with self.lock:
-                self.opened.append(conn)
-        conn.timeout = timeout
-        if conn.sock is not None:
-            conn.sock.settimeout(timeout)
-        return conn
-
-    def __call__(self, script_id: str, event: dict[str, Any], timeout: float) -> dict[str, Any]:
-        port = self.ports.get(script_id)
-        if port is None:
-            raise StepFailed(f"script {script_id} is not running; run `trek initenv`")
-        body = json.dumps(event).encode()
-        headers = {"Content-Type": "application/json"}
-        for attempt in (1, 2):
-            conn = self._connection(port, timeout)
-            try:
-                conn.request("POST", "/", body, headers)
-                response = conn.getresponse()
-                payload = response.read()
-                break
-            except TimeoutError:
-                conn.close()
-                raise StepFailed(f"timed out after {timeout:g} s (action_timeout)") from None
-            except (ConnectionError, http.client.HTTPException, OSError) as err:
-                conn.close()
-                if attempt == 2:
-                    raise StepFailed(f"cannot reach {script_id} on port {port}: {err}") from None
-        try:
-            data = json.loads(payload)
-        except ValueError:
-            raise StepFailed(f"answered {response.status} with non-JSON output") from None
-        if response.status != 200:
-            msg = (
-                data.get("msg", payload.decode(errors="replace"))
-                if isinstance(data, dict)
-                else data
-            )
-            raise StepFailed(f"failed with HTTP {response.status}: {msg}")
-        if not isinstance(data, dict):
-            raise StepFailed("returned outputs that are not an object")
-        return data
-
-    def close(self) -> None:
-        """Close the connections of every thread that used this invoker."""
-        with self.lock:
-            for conn in self.opened:
-                conn.close()
-            self.opened.clear()
-
-
-@dataclass
+@dataclass(frozen=True)
 class NodeRun:
     """What happened at one node (saved in the run record)."""
 
     id: str
     type: str
     script_id: str = ""
-    status: str = "pending"  # done | skipped | failed | reused
+    status: str = "pending"  # done | skipped | failed | reused | not run
     inputs: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
     started: float = 0.0
@@ -122,7 +53,7 @@ class NodeRun:
     code: str = ""  # digest of the script's files and config envs when it ran
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunResult:
     workflow: str
     run_id: str
@@ -138,6 +69,58 @@ class RunResult:
         return data
 
 
+@dataclass(frozen=True)
+class RunStarted:
+    workflow: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class NodeStarted:
+    node: Node
+    script_type: str
+    interval: float  # seconds waited before it (--next-interval)
+
+
+@dataclass(frozen=True)
+class NodeFinished:
+    node: Node
+    script_type: str
+    run: NodeRun
+
+
+@dataclass(frozen=True)
+class NodeReused:
+    node: Node
+    script_type: str
+    run: NodeRun  # outputs taken from the last run's record
+
+
+@dataclass(frozen=True)
+class NodeFailed:
+    node: Node
+    script_type: str
+    run: NodeRun  # run.error says why
+
+
+@dataclass(frozen=True)
+class NodeSkipped:
+    node: Node
+    script_type: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    result: RunResult
+
+
+EngineEvent = (
+    RunStarted | NodeStarted | NodeFinished | NodeReused | NodeFailed | NodeSkipped | RunFinished
+)
+Subscriber = Callable[[EngineEvent], None]
+
+
 @dataclass
 class RunSettings:
     name: str
@@ -151,6 +134,7 @@ class RunSettings:
     interval: float = 0.0
     reuse: Mapping[str, NodeRun] = field(default_factory=dict)
     code_digests: Mapping[str, str] = field(default_factory=dict)
+    script_types: Mapping[str, str] = field(default_factory=dict)  # by script id, from its kind
 
 
 def script_event(
@@ -178,7 +162,8 @@ def apply_defaults(inputs: dict[str, Any], para: Mapping[str, Any]) -> None:
 
 
 def check_inputs(inputs: Mapping[str, Any], para: Mapping[str, Any]) -> None:
-    """Required inputs present and declared types respected, else one clear error."""
+    """Required inputs present and declared types (``$ref`` too) respected, by the rules
+    ``validate`` uses (``paratypes``), else one clear error."""
     fields = para.get("inputs") or {}
     for name in para.get("required") or []:
         if inputs.get(name) is None:
@@ -188,34 +173,57 @@ def check_inputs(inputs: Mapping[str, Any], para: Mapping[str, Any]) -> None:
             )
     for name, value in inputs.items():
         spec = fields.get(name) if isinstance(fields, dict) else None
-        if not isinstance(spec, dict) or value is None:
-            continue
-        expected = JSON_TYPES.get(str(spec.get("type", "")))
-        if expected is None:
-            continue
-        wrong_bool = isinstance(value, bool) and bool not in expected
-        if wrong_bool or not isinstance(value, expected):
-            got = type(value).__name__
-            raise BadInput(f"input '{name}' must be {spec['type']}, got {got} {value!r}")
+        problem = type_problem(name, value, spec)
+        if problem:
+            raise BadInput(problem)
+
+
+@dataclass(frozen=True)
+class Job:
+    """All a worker needs to finish one node, prepared by the scheduler.
+
+    ``event`` is what to POST to the script; without one the outcome is known already
+    (trigger, selector, reused or refused inputs) and the worker only hands it back.
+    """
+
+    run: NodeRun  # inputs, status, outputs and error as far as the scheduler knows
+    clock: float  # perf_counter() when preparing began
+    event: dict[str, Any] | None = None
+
+
+def finish(invoke: Invoker, timeout: float, job: Job) -> NodeRun:
+    """A worker's part: call the script when the job says so; the node's final record.
+
+    Touches no engine state: the result goes back to the scheduler through the future.
+    """
+    run = job.run
+    if job.event is not None:
+        try:
+            run = replace(run, status="done", outputs=invoke(run.script_id, job.event, timeout))
+        except TrekError as err:
+            run = replace(run, status="failed", error=str(err))
+    return replace(run, duration=time.perf_counter() - job.clock)
 
 
 class Engine:
-    """Executes one run of a workflow."""
+    """Executes one run of a workflow and tells its subscribers what happens.
+
+    Only the scheduler thread (the one calling ``run``) reads or writes ``runs``,
+    ``taken`` and ``fresh``, and only it calls subscribers; workers get a frozen
+    :class:`Job` and return a frozen :class:`NodeRun`.
+    """
 
     def __init__(
         self,
         workflow: Workflow,
         settings: RunSettings,
         invoke: Invoker,
-        say: Callable[[str], None] = print,
-        on_node: Callable[[NodeRun], None] | None = None,
+        subscribers: Sequence[Subscriber] = (),
     ) -> None:
         self.workflow = workflow
         self.settings = settings
         self.invoke = invoke
-        self.say = say
-        self.on_node = on_node
-        self.lock = threading.Lock()
+        self.subscribers = tuple(subscribers)
         self.runs = {
             n.id: NodeRun(
                 n.id, n.type, n.script_id, code=settings.code_digests.get(n.script_id, "")
@@ -225,16 +233,14 @@ class Engine:
         self.taken: dict[int, bool] = {}
         self.fresh: set[str] = set()  # nodes whose outputs may differ from the reused run
 
-    def _print(self, text: str) -> None:
-        with self.lock:
-            self.say(text)
+    def _emit(self, event: EngineEvent) -> None:
+        for subscriber in self.subscribers:
+            subscriber(event)
 
-    def _node_line(self, tag: str, node: Node) -> str:
-        kind = "blcks" if node.type == "action" else "not_script"
-        return (
-            f"[{tag}] id: {node.id}, type: {node.type}, "
-            f"scriptId: {node.script_id}, scriptType: {kind}"
-        )
+    def _script_type(self, node: Node) -> str:
+        if node.type != "action":
+            return "not_script"
+        return self.settings.script_types.get(node.script_id) or default_kind().script_type
 
     def _context(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         context = {
@@ -265,44 +271,41 @@ class Engine:
                     set_path(inputs, str(prop), value)
         return inputs
 
-    def _execute(self, node: Node) -> NodeRun:
-        run = self.runs[node.id]
-        run.started = time.time()
+    def _prepare(self, node: Node) -> Job:
+        """Inputs, reuse and freshness of a node whose incoming edges are all decided."""
+        run = replace(self.runs[node.id], started=time.time())
         clock = time.perf_counter()
         try:
             if node.type == "trigger":
-                run.outputs = dict(self.settings.event)
+                run = replace(run, status="done", outputs=dict(self.settings.event))
                 last = self.settings.reuse.get(node.id)
                 if last is None or last.outputs != run.outputs:
                     self.fresh.add(node.id)
             elif node.type == "selector":
-                run.inputs = self._inputs(node)
+                inputs = self._inputs(node)
                 flowed: dict[str, Any] = {}
                 for edge in self.workflow.incoming(node.id):
                     if self.taken.get(edge.index):
                         flowed.update(self.runs[edge.source].outputs)
-                run.outputs = {**flowed, **run.inputs}
+                run = replace(run, status="done", inputs=inputs, outputs={**flowed, **inputs})
                 if self._upstream_fresh(node):
                     self.fresh.add(node.id)
             elif node.type == "action":
-                run.inputs = self._inputs(node)
+                inputs = self._inputs(node)
                 para = self.settings.paras.get(node.script_id, {})
-                apply_defaults(run.inputs, para)
+                apply_defaults(inputs, para)
+                run = replace(run, inputs=inputs)
                 if self._reusable(node, run):
-                    run.outputs = self.settings.reuse[node.id].outputs
-                    run.status = "reused"
-                else:
-                    self.fresh.add(node.id)
-                    check_inputs(run.inputs, para)
-                    event = script_event(node.script_id, run.inputs, self.settings)
-                    run.outputs = self.invoke(node.script_id, event, self.settings.timeout)
-            if run.status != "reused":
-                run.status = "done"
+                    outputs = self.settings.reuse[node.id].outputs
+                    return Job(replace(run, status="reused", outputs=outputs), clock)
+                self.fresh.add(node.id)
+                check_inputs(run.inputs, para)
+                return Job(run, clock, script_event(node.script_id, run.inputs, self.settings))
+            else:
+                run = replace(run, status="done")
         except TrekError as err:
-            run.status = "failed"
-            run.error = str(err)
-        run.duration = time.perf_counter() - clock
-        return run
+            run = replace(run, status="failed", error=str(err))
+        return Job(run, clock)
 
     def _upstream_fresh(self, node: Node) -> bool:
         return any(
@@ -344,10 +347,21 @@ class Engine:
             return None
         return any(self.taken[e.index] for e in incoming)
 
+    def _finished(self, node: Node, run: NodeRun) -> None:
+        """Take a worker's result in (scheduler thread) and tell the subscribers."""
+        self.runs[node.id] = run
+        kind = self._script_type(node)
+        if run.status == "failed":
+            self._emit(NodeFailed(node, kind, run))
+        elif run.status == "reused":
+            self._emit(NodeReused(node, kind, run))
+        else:
+            self._emit(NodeFinished(node, kind, run))
+
     def run(self) -> RunResult:
         started = time.time()
         clock = time.perf_counter()
-        self._print(f"Workflow [{self.settings.name}] start...")
+        self._emit(RunStarted(self.settings.name, self.settings.run_id))
         pending = {n.id: n for n in self.workflow.nodes}
         trigger = next(n for n in self.workflow.nodes if n.type == "trigger")
         error = ""
@@ -358,13 +372,9 @@ class Engine:
                 del pending[node.id]
                 if self.settings.interval:
                     time.sleep(self.settings.interval)
-                self._print(
-                    f"[TRIGGER] id: {node.id}, type: {node.type}, "
-                    f"interval: {self.settings.interval:g}"
-                )
-                if node.type != "trigger":
-                    self._print(self._node_line("EXEC", node))
-                futures[pool.submit(self._execute, node)] = node
+                self._emit(NodeStarted(node, self._script_type(node), self.settings.interval))
+                job = self._prepare(node)
+                futures[pool.submit(finish, self.invoke, self.settings.timeout, job)] = node
 
             submit(trigger)
             while futures:
@@ -372,17 +382,12 @@ class Engine:
                 for future in done:
                     node = futures.pop(future)
                     run = future.result()
-                    if self.on_node:
-                        self.on_node(run)
+                    self._finished(node, run)
                     if run.status == "failed":
                         error = (
                             error or f"node {node.id} ({node.script_id or node.type}): {run.error}"
                         )
-                        self._print(self._node_line("FAIL", node))
                         continue
-                    if node.type != "trigger":
-                        tag = "REUSE" if run.status == "reused" else "FINISH"
-                        self._print(self._node_line(tag, node))
                     if error:
                         continue
                     try:
@@ -391,19 +396,18 @@ class Engine:
                         error = str(err)
         for node_id in pending:
             if self.runs[node_id].status == "pending":
-                self.runs[node_id].status = "not run"
-        status = "failed" if error else "done"
-        if not error:
-            self._print(f"Done. [{self.settings.name}]")
-        return RunResult(
+                self.runs[node_id] = replace(self.runs[node_id], status="not run")
+        result = RunResult(
             self.settings.name,
             self.settings.run_id,
-            status,
+            "failed" if error else "done",
             self.runs,
             started,
             time.perf_counter() - clock,
             error,
         )
+        self._emit(RunFinished(result))
+        return result
 
     def _settle(self, node: Node, pending: dict[str, Node], submit: Callable[[Node], None]) -> None:
         """Decide ``node``'s edges, then start or skip every node that became decidable."""
@@ -422,9 +426,7 @@ class Engine:
                     submit(target)
                 else:
                     del pending[target.id]
-                    self.runs[target.id].status = "skipped"
-                    self._print(
-                        f"[SKIP] id: {target.id}, type: {target.type}, "
-                        f"scriptId: {target.script_id} (no incoming edge taken)"
-                    )
+                    self.runs[target.id] = replace(self.runs[target.id], status="skipped")
+                    reason = "no incoming edge taken"
+                    self._emit(NodeSkipped(target, self._script_type(target), reason))
                     queue.append(target)

@@ -1,8 +1,8 @@
 """A project's running environment: one runtime process per script plus the local Marvin.
 
-State lives in ``.trek/env/``: ``<script>.json`` (a ``Handle``), ``<script>.log``,
-``marvin.json``, ``marvin.log`` and the generated ``marvin.secret`` (0600). Every check
-says *why* something is not up to date, so callers can print it.
+State lives in ``.trek/env/`` (paths from ``state.StateLayout``): per script a
+``Handle`` and a log, and the local Marvin's state, log and generated secret. Every
+check says *why* something is not up to date, so callers can print it.
 """
 
 from __future__ import annotations
@@ -10,44 +10,32 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
 import secrets
-import socket
-import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from trek_tasks.config import Config
 from trek_tasks.errors import BadInput, ManyErrors, StepFailed
 from trek_tasks.files import write_atomic
 from trek_tasks.project import Project, Script
-from trek_tasks.runtimes import RUNTIMES
+from trek_tasks.runtimes import CONFIG_CHOICES, RUNTIMES, process
 from trek_tasks.runtimes.base import Handle, Runtime, changed_files, file_digests
-from trek_tasks.runtimes.local import cmdline, get_json, pid_alive, terminate, track, wait_ready
 
 MARVIN_READY_TIMEOUT = 15.0
+MARVIN_ROLE = "marvin"
 
 
 def load_runtime(name: str) -> Runtime:
     """The runtime registered as ``name``."""
     if name not in RUNTIMES:
-        raise BadInput(f"unknown runtime '{name}'; choose one of {', '.join(RUNTIMES)}", "config")
+        choices = ", ".join(CONFIG_CHOICES)
+        raise BadInput(f"unknown runtime '{name}'; choose one of {choices}", "config")
     module, _, cls = RUNTIMES[name].partition(":")
     runtime: Runtime = getattr(importlib.import_module(module), cls)()
     return runtime
-
-
-def free_port(preferred: int = 0) -> int:
-    """``preferred`` when it can be bound now, else any free port."""
-    for port in (preferred, 0) if preferred else (0,):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    raise StepFailed("no free TCP port on 127.0.0.1")
 
 
 def env_strings(envs: object) -> dict[str, str]:
@@ -66,18 +54,26 @@ class Environment:
     def __init__(self, project: Project, runtime: Runtime | None = None) -> None:
         self.project = project
         self.runtime = runtime or load_runtime(str(project.config["runtime"]))
-        self.dir = project.state_dir / "env"
+        self.state = project.state
+        self.dir = self.state.env_dir
+        self.identity = self.state.identity
 
     # scripts ---------------------------------------------------------------
 
     def handle_path(self, script_id: str) -> Path:
-        return self.dir / f"{script_id}.json"
+        return self.state.handle(script_id)
 
     def log_path(self, script_id: str) -> Path:
-        return self.dir / f"{script_id}.log"
+        return self.state.log(script_id)
 
     def handle(self, script_id: str) -> Handle | None:
         return Handle.load(self.handle_path(script_id))
+
+    def logs(self, script_id: str, follow: bool = False, tail: int | None = None) -> Iterator[str]:
+        """What ``script_id`` logged (nothing when it has no handle)."""
+        handle = self.handle(script_id)
+        if handle is not None:
+            yield from self.runtime.logs(handle, follow, tail)
 
     def script_env(self, script: Script) -> dict[str, str]:
         """The config ``envs`` for this script (its own config layer included)."""
@@ -116,9 +112,9 @@ class Environment:
         old = self.handle(script.id)
         old_running = old is not None and self.runtime.healthy(old)
         envs = self.script_env(script)
-        port = free_port(0 if old is None or old_running else old.port)
+        port = process.free_port(0 if old is None or old_running else urlsplit(old.url).port or 0)
         self.log_path(script.id).unlink(missing_ok=True)
-        handle = self.runtime.start(script, port, envs, self.log_path(script.id))
+        handle = self.runtime.start(script, port, envs, self.log_path(script.id), self.identity)
         handle = replace(handle, envs_hash=self.envs_hash(envs))
         write_atomic(self.handle_path(script.id), handle.dump())
         if old is not None:
@@ -152,7 +148,7 @@ class Environment:
         configured = str(self.project.config["marvin_secret"])
         if configured:
             return configured
-        path = self.dir / "marvin.secret"
+        path = self.state.marvin_secret
         if not path.is_file():
             write_atomic(path, secrets.token_urlsafe(32), private=True)
         return path.read_text().strip()
@@ -163,7 +159,7 @@ class Environment:
 
     def marvin_state(self) -> dict | None:
         try:
-            data = json.loads((self.dir / "marvin.json").read_text())
+            data = json.loads(self.state.marvin_state.read_text())
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
@@ -172,10 +168,10 @@ class Environment:
         state = self.marvin_state()
         if state is None:
             return "not running"
-        pid, port = int(state.get("pid", 0)), int(state.get("port", 0))
-        if not pid_alive(pid) or "trek_tasks.marvin.server" not in cmdline(pid):
+        pid, token = int(state.get("pid", 0)), str(state.get("token", ""))
+        if not process.owned(pid, token):
             return "process lost"
-        if get_json(port, "/healthz") is None:
+        if not process.answers(int(state.get("port", 0)), pid, token):
             return "not answering"
         if state.get("inventory") != self.inventory_digest():
             return f"{self.inventory.name} changed"
@@ -190,19 +186,20 @@ class Environment:
         """(Re)start the local Marvin; returns its URL."""
         self.marvin_down()
         self.dir.mkdir(parents=True, exist_ok=True)
-        secret_file = self.dir / "marvin.secret.run"
+        secret_file = self.state.marvin_secret_run
         write_atomic(secret_file, self.secret(), private=True)
         wanted = int(self.project.config["router_port"])
-        port = free_port(wanted) if wanted == 0 else wanted
-        log_path = self.dir / "marvin.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
+        port = process.free_port(wanted) if wanted == 0 else wanted
+        log_path = self.state.marvin_log
+        log_path.unlink(missing_ok=True)
+        try:
+            pid, token = process.spawn(
                 [
                     sys.executable,
                     "-m",
                     "trek_tasks.marvin.server",
                     "--db",
-                    str(self.project.state_dir / "marvin.sqlite"),
+                    str(self.state.marvin_db),
                     "--inventory",
                     str(self.inventory),
                     "--port",
@@ -210,71 +207,56 @@ class Environment:
                     "--secret-file",
                     str(secret_file),
                 ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                port=port,
+                name="local Marvin",
+                project=self.identity,
+                role=MARVIN_ROLE,
+                log_path=log_path,
+                timeout=MARVIN_READY_TIMEOUT,
             )
-        track(proc)
-        try:
-            wait_ready(proc, port, "local Marvin", log_path, MARVIN_READY_TIMEOUT)
-        except StepFailed as err:
-            if proc.returncode == 2:
+        except process.Exited as err:
+            if err.code == 2:
                 lines = log_path.read_text().strip().splitlines()
                 raise ManyErrors([BadInput(line) for line in lines]) from None
-            if proc.returncode == 4:
+            if err.code == 4:
                 raise StepFailed(
                     f"router_port {port} is already in use; set another with "
                     "`trek config router_port N` (0 picks a free port)"
                 ) from None
-            raise err
-        state = {"pid": proc.pid, "port": port, "inventory": self.inventory_digest()}
-        write_atomic(self.dir / "marvin.json", json.dumps(state) + "\n")
+            raise
+        state = {"pid": pid, "port": port, "token": token, "inventory": self.inventory_digest()}
+        write_atomic(self.state.marvin_state, json.dumps(state) + "\n")
         return self.marvin_url
 
     def marvin_down(self) -> bool:
         state = self.marvin_state()
-        (self.dir / "marvin.json").unlink(missing_ok=True)
+        self.state.marvin_state.unlink(missing_ok=True)
         if state is None:
             return False
-        pid = int(state.get("pid", 0))
-        if pid and pid_alive(pid) and "trek_tasks.marvin.server" in cmdline(pid):
-            terminate(pid)
-            return True
-        return False
+        return process.stop(int(state.get("pid", 0)), str(state.get("token", "")))
 
     def token(self) -> str:
-        """A token for this run: the configured JWT for a remote Marvin, else one we sign."""
-        if self.project.config["marvin_url"]:
-            return str(self.project.config["marvin_JWT"])
-        from trek_tasks.marvin.inventory import load_inventory
-        from trek_tasks.marvin.tokens import issue_token
+        """A token for this project's Marvin: the configured JWT for a remote one, else one
+        signed for the local one (``marvin.target`` holds the rule)."""
+        from trek_tasks.marvin.target import resolve
 
-        users = load_inventory(self.inventory).users
-        return issue_token(self.secret(), users[0].username if users else "trek")
+        return resolve(self.project.config, self).token
 
     # everything ------------------------------------------------------------
 
-    def our_pids(self) -> list[int]:
-        """Every process of ours for this project, known to a state file or not."""
-        root = str(self.project.root)
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            args = cmdline(int(entry.name))
-            if "blcks.serve" in args and any(a.startswith(root) for a in args):
-                found.append(int(entry.name))
-            elif "trek_tasks.marvin.server" in args and any(a.startswith(root) for a in args):
-                found.append(int(entry.name))
-        return found
+    def leftovers(self) -> list[str]:
+        """What of ours runs for this project, named by a state file or not (script ids,
+        "local Marvin")."""
+        scripts = [handle.script_id for handle in self.runtime.leftovers(self.identity)]
+        return scripts + ["local Marvin" for _ in process.find(self.identity, MARVIN_ROLE)]
 
     def shutdown_all(self) -> list[str]:
         """Stop every script, the local Marvin and any stray process of ours."""
         stopped = [sid for sid in self.started_ids() if self.down(sid)]
         if self.marvin_down():
             stopped.append("local Marvin")
-        for pid in self.our_pids():
-            terminate(pid)
+        for handle in self.runtime.leftovers(self.identity):
+            self.runtime.stop(handle)
+        for found in process.find(self.identity, MARVIN_ROLE):
+            process.stop(found.pid, found.token)
         return stopped

@@ -115,6 +115,8 @@ from jmespath.functions import Functions
 from jmespath.parser import ParsedResult
 
 from trek_tasks.errors import BadInput
+from trek_tasks.files import PathKey, shown
+from trek_tasks.paratypes import TYPES
 
 __all__ = [
     "OPERATORS",
@@ -132,8 +134,6 @@ __all__ = [
     "set_path",
 ]
 
-Path = tuple[Any, ...]
-TYPES = ("string", "integer", "number", "boolean", "array", "object")
 _MAX_INDEX = 10_000
 _NUMERIC = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -157,12 +157,6 @@ class ExpressionError(BadInput):
 # --- shared helpers -----------------------------------------------------------------
 
 
-def _show(value: Any) -> str:
-    """A short rendering of a user value for messages: repr for strings, JSON else."""
-    text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _text(value: Any) -> str:
     """The interpolation text of a value (strings as-is, None empty, JSON otherwise)."""
     if isinstance(value, str):
@@ -183,7 +177,7 @@ def _did_you_mean(word: str, choices: Any) -> str:
     return f"; did you mean {listed}?"
 
 
-def _where(path: Path) -> str:
+def _where(path: PathKey) -> str:
     return "filters" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
 
 
@@ -338,7 +332,7 @@ def _size_limit(name: str, value: Any) -> int | float:
     number = _number(value)
     if number is None:
         raise ExpressionError(
-            f"{name} compares a size with a number, but the value is {_show(value)}"
+            f"{name} compares a size with a number, but the value is {shown(value)}"
         )
     return number
 
@@ -376,7 +370,7 @@ def _have(prop: Any, value: Any) -> bool:
 
 def _pattern(value: Any) -> re.Pattern[str]:
     if not isinstance(value, str):
-        raise ExpressionError(f"regEx needs a regular expression string, not {_show(value)}")
+        raise ExpressionError(f"regEx needs a regular expression string, not {shown(value)}")
     try:
         return re.compile(value)
     except re.error as err:
@@ -403,7 +397,7 @@ def _networks(name: str, value: Any) -> list[_Network]:
             networks.append(ipaddress.ip_network(str(item).strip(), strict=False))
         except ValueError:
             raise ExpressionError(
-                f"{name} value {_show(item)} is not an IP address or network like '10.0.0.0/8'"
+                f"{name} value {shown(item)} is not an IP address or network like '10.0.0.0/8'"
             ) from None
     return networks
 
@@ -427,7 +421,7 @@ def _wanted_objects(value: Any) -> list[dict[Any, Any]]:
     items = value if isinstance(value, list) else [value]
     if not all(isinstance(item, dict) for item in items):
         raise ExpressionError(
-            f"containObjectAll value must be an object or a list of objects, not {_show(value)}"
+            f"containObjectAll value must be an object or a list of objects, not {shown(value)}"
         )
     return items
 
@@ -486,7 +480,7 @@ _VALUE_CHECKS: dict[str, Callable[[Any], object]] = {
 
 def _unknown_operator(operator: Any) -> str:
     hint = _did_you_mean(str(operator), OPERATORS)
-    return f"unknown operator {_show(operator)}" + (hint or "; use one of: " + ", ".join(OPERATORS))
+    return f"unknown operator {shown(operator)}" + (hint or "; use one of: " + ", ".join(OPERATORS))
 
 
 # --- filters ------------------------------------------------------------------------
@@ -508,7 +502,7 @@ def _parse_property(prop: str) -> tuple[str, str, ParsedResult]:
 
 def _property(prop: Any) -> tuple[str, str, ParsedResult]:
     if not isinstance(prop, str):
-        raise ExpressionError(f"property {_show(prop)} must look like 'nodes.<id>.<path>'")
+        raise ExpressionError(f"property {shown(prop)} must look like 'nodes.<id>.<path>'")
     return _parse_property(prop)
 
 
@@ -533,12 +527,12 @@ def _missing(key: str, condition: Mapping[str, Any]) -> str:
 
 def _not_mapping(value: Any) -> str:
     return (
-        f"expected a condition or an and/or group, not {_show(value)}; "
+        f"expected a condition or an and/or group, not {shown(value)}; "
         f"{_CONDITION_HINT}, a group is {{and: [...]}} or {{or: [...]}}"
     )
 
 
-def _structure_problems(node: Any, path: Path) -> Iterator[tuple[Path, str]]:
+def _structure_problems(node: Any, path: PathKey) -> Iterator[tuple[PathKey, str]]:
     """Problems of the and/or skeleton; conditions are checked separately."""
     if not isinstance(node, Mapping):
         yield path, _not_mapping(node)
@@ -560,12 +554,12 @@ def _structure_problems(node: Any, path: Path) -> Iterator[tuple[Path, str]]:
             ),
         )
     if not isinstance(items, list):
-        yield path + (key,), f"{key!r} must be a list of conditions, not {_show(items)}"
+        yield path + (key,), f"{key!r} must be a list of conditions, not {shown(items)}"
     elif not items:
         yield path + (key,), f"{key!r} has no conditions; add some or remove it"
 
 
-def _walk(filters: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
+def _walk(filters: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, Any]]:
     """Every mapping of the filters tree with its path (groups and conditions)."""
     yield path, filters
     if isinstance(filters, Mapping):
@@ -579,7 +573,7 @@ def _is_condition(node: Any) -> bool:
     return isinstance(node, Mapping) and bool(node) and _group(node) is None
 
 
-def iter_conditions(filters: Any) -> Iterator[tuple[Path, Mapping[str, Any]]]:
+def iter_conditions(filters: Any) -> Iterator[tuple[PathKey, Mapping[str, Any]]]:
     """Yield (path inside the filters, condition) for every leaf condition.
 
     The path is a tuple of keys and indices, e.g. ``('and', 1, 'or', 0)``; a
@@ -590,7 +584,9 @@ def iter_conditions(filters: Any) -> Iterator[tuple[Path, Mapping[str, Any]]]:
             yield path, node
 
 
-def _condition_problems(condition: Mapping[str, Any], path: Path) -> Iterator[tuple[Path, str]]:
+def _condition_problems(
+    condition: Mapping[str, Any], path: PathKey
+) -> Iterator[tuple[PathKey, str]]:
     if "property" not in condition:
         yield path, _missing("property", condition)
     else:
@@ -613,13 +609,13 @@ def _condition_problems(condition: Mapping[str, Any], path: Path) -> Iterator[tu
             yield path + ("value",), err.message
 
 
-def check_filters(filters: Any) -> list[tuple[Path, str]]:
+def check_filters(filters: Any) -> list[tuple[PathKey, str]]:
     """Every structural problem of a filters tree as (path, message).
 
     The path points at the offending part: a condition's key (``('and', 0,
     'operator')``) when one key is wrong, the condition itself when a key is missing.
     """
-    problems: list[tuple[Path, str]] = []
+    problems: list[tuple[PathKey, str]] = []
     for path, node in _walk(filters):
         problems.extend(_structure_problems(node, path))
         if _is_condition(node):
@@ -638,7 +634,7 @@ def filter_node_ids(filters: Any) -> set[str]:
     return ids
 
 
-def _evaluate(node: Any, context: Mapping[str, Any], path: Path) -> bool:
+def _evaluate(node: Any, context: Mapping[str, Any], path: PathKey) -> bool:
     problem = next(_structure_problems(node, path), None)
     if problem is not None:
         raise ExpressionError(f"{_where(problem[0])}: {problem[1]}")
@@ -651,7 +647,7 @@ def _evaluate(node: Any, context: Mapping[str, Any], path: Path) -> bool:
 
 
 def _evaluate_condition(
-    condition: Mapping[str, Any], context: Mapping[str, Any], path: Path
+    condition: Mapping[str, Any], context: Mapping[str, Any], path: PathKey
 ) -> bool:
     name = condition.get("operator")
     operator = OPERATORS.get(name) if isinstance(name, str) else None
@@ -729,7 +725,7 @@ def _parse_template(text: str) -> _Template:
     tail = text[position:]
     if "{{" in tail:
         opened = tail[tail.index("{{") :]
-        problems.append(f"{_show(opened)} opens a template but never closes it; end it with '}}}}'")
+        problems.append(f"{shown(opened)} opens a template but never closes it; end it with '}}}}'")
     parts.append(tail)
     refs = [p for p in parts if isinstance(p, _Ref)]
     exact = len(refs) == 1 and all(isinstance(p, _Ref) or not p.strip() for p in parts)
@@ -802,7 +798,7 @@ def render(value: Any, context: Mapping[str, Any]) -> Any:
 
 
 def _cannot(value: Any, type_name: str, why: str) -> ExpressionError:
-    return ExpressionError(f"cannot convert {_show(value)} to {type_name}: {why}")
+    return ExpressionError(f"cannot convert {shown(value)} to {type_name}: {why}")
 
 
 def _to_number(value: Any, type_name: str) -> int | float:
@@ -860,7 +856,7 @@ def coerce(value: Any, type_name: str | None) -> Any:
         return value
     if type_name not in TYPES:
         raise ExpressionError(
-            f"unknown type {_show(type_name)}"
+            f"unknown type {shown(type_name)}"
             + (_did_you_mean(str(type_name), TYPES) or "; use one of: " + ", ".join(TYPES))
         )
     if value is None:
@@ -903,7 +899,7 @@ def _kind(value: Any) -> str:
         return "an object"
     if isinstance(value, list):
         return "a list"
-    return "a string" if isinstance(value, str) else _show(value)
+    return "a string" if isinstance(value, str) else shown(value)
 
 
 def _place(segments: list[str]) -> str:

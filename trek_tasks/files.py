@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import yaml
@@ -24,7 +24,9 @@ try:
 except AttributeError:  # pragma: no cover - PyYAML without libyaml
     _FastLoader = yaml.SafeLoader
 
-PathKey = tuple[Any, ...]
+PathKey = tuple[Any, ...]  # a path into a parsed document: keys and list indices
+SHOWN_MAX = 60
+COMPILED_SUFFIXES = frozenset({".pyc", ".pyo"})
 
 
 def display(path: Path, root: Path | None = None) -> str:
@@ -37,6 +39,32 @@ def display(path: Path, root: Path | None = None) -> str:
         except ValueError:
             continue
     return str(path)
+
+
+def shown(value: Any) -> str:
+    """A user value in a message, cut to 60 characters: repr for strings, JSON else."""
+    text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= SHOWN_MAX else text[: SHOWN_MAX - 3] + "..."
+
+
+def ignored(relative: PurePath) -> bool:
+    """Whether a path below a script or template folder is an editor's, a tool's or a
+    cache's file, never part of what a user wrote: a hidden part (``.*``, so also
+    ``.#*`` locks and ``.pytest_cache``), a backup (``*~``), ``__pycache__`` or
+    compiled Python (``*.pyc``, ``*.pyo``)."""
+    for part in relative.parts:
+        if part.startswith(".") or part.endswith("~") or part == "__pycache__":
+            return True
+    return relative.suffix in COMPILED_SUFFIXES
+
+
+def tree_files(folder: Path) -> list[Path]:
+    """Every file below ``folder`` that is not ``ignored``, sorted; [] when it is missing."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and not ignored(p.relative_to(folder))
+    )
 
 
 def _read_text(path: Path, shown: str) -> str:

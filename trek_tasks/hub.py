@@ -14,7 +14,6 @@ import io
 import json
 import re
 import stat
-import sys
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,8 +26,10 @@ import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from trek_tasks import http
 from trek_tasks.config import Config
 from trek_tasks.errors import BadInput, StepFailed
+from trek_tasks.names import SCRIPT_ID
 
 INDEX = "index.json"
 INDEX_FORMAT = 1
@@ -39,8 +40,6 @@ MAX_MEMBERS = 5000
 TIMEOUT = (5.0, 30.0)
 CHUNK = 64 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-SCRIPT_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"()]+)")
 _SPECIAL_FILES = {
     stat.S_IFLNK: "a symbolic link",
     stat.S_IFCHR: "a character device",
@@ -65,13 +64,7 @@ def is_url(text: str) -> bool:
 
 def shown_url(url: str) -> str:
     """``url`` fit for messages: no user, password or query values (they may hold tokens)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    query = "..." if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    return http.shown_url(url, hide_query=True)
 
 
 def file_url_path(url: str) -> Path:
@@ -338,33 +331,35 @@ def read_file(path: Path, limit: int) -> bytes:
 
 
 def http_get(url: str, limit: int, label: str = "", size: int | None = None) -> bytes:
-    """GET ``url`` (timeouts on connect and read), at most ``limit`` bytes.
+    """GET ``url`` (timeouts on connect and read, retried when the server is busy), at most
+    ``limit`` bytes.
 
     With a ``label`` a progress bar goes to stderr. Network failures are ``StepFailed``
     (exit 1), 4xx answers ``BadInput``; messages name the URL without credentials.
     """
-    import requests
-
     where = shown_url(url)
     chunks: list[bytes] = []
     total = 0
     try:
-        with requests.get(url, stream=True, timeout=TIMEOUT) as response:
-            if response.status_code != 200:
-                status = f"HTTP {response.status_code} {response.reason}".rstrip()
-                if 400 <= response.status_code < 500:
-                    raise BadInput(f"{status}; check script_repository", where)
+        with http.stream("GET", url, timeout=TIMEOUT) as response:
+            if response.status != 200:
+                status = f"HTTP {response.status} {response.phrase}".rstrip()
                 raise StepFailed(f"{status} from the repository; try again later", where)
             length = size or _content_length(response.headers.get("Content-Length"))
             with _progress(label, length) as advance:
-                for chunk in response.iter_content(CHUNK):
+                for chunk in response.chunks(CHUNK):
                     total += len(chunk)
                     if total > limit:
                         raise TooLarge(f"larger than {_sizes(limit)}; refusing it", where)
                     chunks.append(chunk)
                     advance(len(chunk))
-    except requests.RequestException as err:
-        raise StepFailed(f"cannot download: {_reason(err)}", where) from None
+    except http.HttpError as err:
+        if not err.status:
+            raise StepFailed(f"cannot download: {err.why}", where) from None
+        status = f"HTTP {err.status} {err.phrase}".rstrip()
+        if 400 <= err.status < 500:
+            raise BadInput(f"{status}; check script_repository", where) from None
+        raise StepFailed(f"{status} from the repository; try again later", where) from None
     return b"".join(chunks)
 
 
@@ -374,28 +369,19 @@ def _content_length(value: str | None) -> int | None:
 
 @contextmanager
 def _progress(label: str, length: int | None) -> Iterator[Any]:
-    """A click progress bar on stderr while downloading (only with a label and a size)."""
+    """Report a download's progress as events (only with a label and a size); the
+    terminal reporter shows them as a progress bar on stderr."""
     if not label or not length:
         yield lambda n: None
         return
-    import click
+    from trek_tasks.events import emit
+    from trek_tasks.progress import DownloadAdvanced, DownloadFinished, DownloadStarted
 
-    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
-        yield bar.update
-
-
-def _reason(err: Exception) -> str:
-    """A short why for a requests failure (no object reprs, no URLs)."""
-    import requests
-
-    if isinstance(err, requests.Timeout):
-        return f"no answer within {TIMEOUT[1]:.0f} s"
-    found = _ERRNO.search(str(err))
-    if found:
-        return found.group(1).strip()
-    if isinstance(err, requests.ConnectionError):
-        return "connection failed"
-    return type(err).__name__
+    emit(DownloadStarted(label, length))
+    try:
+        yield lambda n: emit(DownloadAdvanced(n))
+    finally:
+        emit(DownloadFinished(label))
 
 
 @dataclass(frozen=True)
@@ -506,15 +492,9 @@ def listing(repository: Repository, script_id: str | None = None) -> list[str]:
     ]
 
 
-def run_listscripts(script_id: str | None, start: Path) -> None:
-    """``trek listscripts``: the repository of the project around ``start`` (if any),
-    else of the global config."""
-    from trek_tasks.project import find_root
+def repository_around(start: Path) -> Repository:
+    """The repository of the project around ``start`` (if any), else of the global config."""
+    from trek_tasks.project import find_root_or_none
 
-    try:
-        root: Path | None = find_root(start)
-    except BadInput:
-        root = None
-    repository = Repository.configured(Config.load(root), root or start)
-    for line in listing(repository, script_id):
-        print(line)
+    root = find_root_or_none(start)
+    return Repository.configured(Config.load(root), root or start)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import hashlib
-import io
 import os
 import re
 import shutil
@@ -22,17 +21,16 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
 from trek_tasks.config import Config
 from trek_tasks.errors import BadInput, TrekError
-from trek_tasks.files import display, dump_json, load_json, load_marked, write_atomic
+from trek_tasks.files import display, dump_json, load_json, load_marked, tree_files, write_atomic
 from trek_tasks.hub import (
     MAX_ARCHIVE_BYTES,
-    SCRIPT_ID,
     Archive,
     Index,
     Release,
@@ -45,13 +43,16 @@ from trek_tasks.hub import (
     shown_url,
     verify,
 )
-from trek_tasks.pack import packable
-from trek_tasks.project import INSTALLED_DIR, LOCK, PACKAGES, Project, find_root, scan_scripts
+from trek_tasks.names import SCRIPT_ID_PATTERN, reserved_problem, script_id_problem
+from trek_tasks.project import INSTALLED_DIR, LOCK, PACKAGES, scan_scripts
+
+if TYPE_CHECKING:
+    from trek_tasks.progress import InstallReport
 
 RECORD = ".trek-install.json"
 LOCK_FORMAT = 1
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_NAME_AND_SPEC = re.compile(r"\s*([A-Za-z0-9_][A-Za-z0-9_.-]*?)\s*((?:[<>=!~].*)?)\s*")
+_NAME_AND_SPEC = re.compile(rf"\s*({SCRIPT_ID_PATTERN})\s*((?:[<>=!~].*)?)\s*")
 _ANY = ("", "*")
 
 
@@ -123,6 +124,9 @@ def requirement_from_argument(text: str, root: Path) -> Requirement:
             "a URL or a zip path",
             text,
         )
+    reserved = reserved_problem(match.group(1))
+    if reserved:
+        raise BadInput(reserved, text)
     return Requirement(text, text, match.group(1), spec=_specifier(match.group(2), text))
 
 
@@ -159,10 +163,9 @@ def read_packages(root: Path) -> Packages:
     requirements = {}
     for name, value in entries.items():
         where = doc.where(("packages", name))
-        if not isinstance(name, str) or not SCRIPT_ID.fullmatch(name):
-            raise BadInput(
-                f"'{name}' is not a valid script id", doc.where(("packages", name), True)
-            )
+        problem = script_id_problem(name) if isinstance(name, str) else "not a script id"
+        if problem:
+            raise BadInput(problem, doc.where(("packages", name), True))
         requirements[name] = requirement_from_entry(name, value, where)
     return Packages(requirements, data)
 
@@ -219,7 +222,7 @@ def lock_text(locked: dict[str, Locked]) -> str:
 def files_digest(folder: Path) -> str:
     """A digest of the script files in ``folder`` (hidden files and caches left out)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and packable(p, folder)):
+    for path in tree_files(folder):
         digest.update(path.relative_to(folder).as_posix().encode("utf-8") + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
@@ -471,15 +474,16 @@ def _apply(
         _commit(root, staging, new, removed, writes)
 
 
-def _report(steps: list[Step], removed: list[str]) -> None:
-    for step in steps:
-        state = "installed" if step.archive is not None else "already installed"
-        print(f"{step.id}:{step.locked.version} {state}")
-    for script_id in removed:
-        print(f"{script_id} uninstalled")
+def _report(steps: list[Step], removed: list[str]) -> InstallReport:
+    from trek_tasks.progress import InstalledScript, InstallReport
+
+    installed = tuple(
+        InstalledScript(step.id, step.locked.version, step.archive is not None) for step in steps
+    )
+    return InstallReport(installed, tuple(removed))
 
 
-def install(root: Path, arguments: list[str], installer: Installer) -> list[Step]:
+def install(root: Path, arguments: list[str], installer: Installer) -> InstallReport:
     """``trek install PACKAGE...``: resolve each afresh, install, update packages.json + lock."""
     packages = read_packages(root)
     locked = read_lock(root)
@@ -494,8 +498,7 @@ def install(root: Path, arguments: list[str], installer: Installer) -> list[Step
         values[step.id] = step.recorded
         locked[step.id] = step.locked
     _apply(root, list(steps.values()), [], packages.written(values), lock_text(locked))
-    _report(list(steps.values()), [])
-    return list(steps.values())
+    return _report(list(steps.values()), [])
 
 
 def stale_folders(root: Path, wanted: set[str]) -> list[str]:
@@ -510,7 +513,7 @@ def stale_folders(root: Path, wanted: set[str]) -> list[str]:
     )
 
 
-def sync(root: Path, installer: Installer) -> list[Step]:
+def sync(root: Path, installer: Installer) -> InstallReport:
     """``trek install`` / ``doit install``: make trek_packages/ match packages.json,
     following the lock where it still satisfies packages.json."""
     packages = read_packages(root)
@@ -534,14 +537,14 @@ def sync(root: Path, installer: Installer) -> list[Step]:
     unchanged_lock = lock_path.is_file() and lock_path.read_text(encoding="utf-8") == text
     changed = [step for step in steps if step.archive is not None]
     if not changed and not removed and unchanged_lock:
-        print(f"Nothing to install: {INSTALLED_DIR}/ matches {LOCK}")
-        return []
+        from trek_tasks.progress import InstallReport
+
+        return InstallReport(in_sync=True)
     _apply(root, changed, removed, None, None if unchanged_lock else text)
-    _report(changed, removed)
-    return changed
+    return _report(changed, removed)
 
 
-def uninstall(root: Path, names: list[str]) -> None:
+def uninstall(root: Path, names: list[str]) -> InstallReport:
     """Remove each script's folder, packages.json entry and lock entry."""
     packages = read_packages(root)
     locked = read_lock(root)
@@ -562,8 +565,9 @@ def uninstall(root: Path, names: list[str]) -> None:
     packages_text = packages.written(values) if (root / PACKAGES).is_file() else None
     lock_changed = (root / LOCK).is_file() and remaining != locked
     _apply(root, [], removed, packages_text, lock_text(remaining) if lock_changed else None)
-    for name in names:
-        print(f"{name} uninstalled")
+    from trek_tasks.progress import InstallReport
+
+    return InstallReport(removed=tuple(names))
 
 
 def installed_lines(root: Path) -> list[str]:
@@ -600,56 +604,21 @@ def in_sync(root: Path) -> bool:
 
 
 def sync_project(root: Path) -> None:
-    """The install task's action."""
-    sync(root, Installer.for_project(root, Config.load(root)))
+    """The install task's action: sync, and report what changed while the task runs."""
+    from trek_tasks.events import emit
+
+    emit(sync(root, Installer.for_project(root, Config.load(root))))
 
 
-def _mark_task_done(root: Path) -> None:
-    """Record in doit's state that the install task is up to date (its work is done),
-    so ``doit install`` right after ``trek install`` runs nothing.
-
-    Best effort: when the project's tasks cannot be built (say graph.yml is broken), the
-    next ``doit install`` runs once, finds nothing to do, and reports that problem itself.
-    """
-    from doit.cmd_base import ModuleTaskLoader
-    from doit.doit_cmd import DoitMain
-
-    from trek_tasks.tasks import namespace
-
-    if not in_sync(root):
-        return
-    try:
-        project = Project.load(root)
-    except TrekError:
-        return
-    loader = ModuleTaskLoader(namespace(project.root, project))
-    quiet = io.StringIO()
-    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-        DoitMain(loader).run(["reset-dep", "install"])
-
-
-def run_install(path: Path | None, arguments: list[str], list_only: bool = False) -> None:
-    """``trek install``: list, install the named packages, or install packages.json.
+def install_packages(root: Path, arguments: list[str]) -> InstallReport:
+    """``trek install [PACKAGE...]``: the named packages, else what packages.json asks.
 
     Only the project's root and config are read: a broken graph does not stop installs.
     """
-    root = find_root(path or Path.cwd())
-    if list_only:
-        if arguments:
-            raise BadInput("-l lists what is installed; give it no PACKAGES", "-l")
-        for line in installed_lines(root):
-            print(line)
-        return
     installer = Installer.for_project(root, Config.load(root))
-    if arguments:
-        install(root, arguments, installer)
-    else:
-        sync(root, installer)
-    _mark_task_done(root)
+    return install(root, arguments, installer) if arguments else sync(root, installer)
 
 
-def run_uninstall(path: Path | None, names: list[str]) -> None:
+def uninstall_packages(root: Path, names: list[str]) -> InstallReport:
     """``trek uninstall NAME...``."""
-    root = find_root(path or Path.cwd())
-    uninstall(root, names)
-    _mark_task_done(root)
+    return uninstall(root, names)

@@ -1,32 +1,44 @@
-"""Local runs: bring the environment up, run the workflow, report, record.
+"""Local runs: bring the environment up, run the workflow, record it.
 
 ``trek initenv/shutdownenv/logs/run/runblcks`` and the doit ``up:*``/``run`` tasks
-call these functions.
+call these functions. They print nothing: progress goes out as events
+(``trek_tasks.events``), results are returned, and the commands print them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
-import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import click
-
-from trek_tasks.engine import Engine, HttpInvoker, NodeRun, RunResult, RunSettings, script_event
+from trek_tasks.engine import (
+    Engine,
+    NodeFailed,
+    NodeFinished,
+    NodeRun,
+    RunFinished,
+    RunResult,
+    RunSettings,
+    Subscriber,
+    script_event,
+)
 from trek_tasks.environment import Environment
 from trek_tasks.errors import BadInput, StepFailed
+from trek_tasks.events import emit
 from trek_tasks.files import display, dump_json, load_yaml, write_atomic
+from trek_tasks.invoker import HttpInvoker
+from trek_tasks.lock import Held, file_lock
+from trek_tasks.marvin import target
 from trek_tasks.marvin.client import MarvinClient
+from trek_tasks.progress import RunReported, ScriptLogged, Starting, Stopping
 from trek_tasks.project import Project, Script
 from trek_tasks.runtimes.base import file_digests
-from trek_tasks.runtimes.local import tail_lines
+from trek_tasks.state import StateLayout
 
 LOG_TAIL = 20
 
@@ -53,7 +65,7 @@ def bring_up(
         reason = "restart requested"
     if reason is None:
         return None
-    click.echo(f"starting {label}..." if reason == "not running" else f"restart {name}: {reason}")
+    emit(Starting(name, label, reason))
     start()
     return reason
 
@@ -66,41 +78,47 @@ def up_script(env: Environment, script: Script, force: bool = False) -> str | No
 
 def up_marvin(env: Environment, force: bool = False) -> str | None:
     """Start or restart the local Marvin when needed (never for a remote ``marvin_url``)."""
-    if env.project.config["marvin_url"]:
+    if target.is_remote(env.project.config):
         return None
     reason = env.marvin_stale_reason()
     return bring_up("local Marvin", "local Marvin", reason, force, env.marvin_up)
 
 
-def initenv(project: Project, actions: tuple[str, ...], no_overwrite: bool) -> None:
-    """Start the runtime of each script (all the graph uses by default) and the local Marvin."""
+def check_installed(project: Project, actions: tuple[str, ...]) -> None:
+    """Refuse to bring the graph's scripts up while some of them are not installed."""
     missing = project.missing_scripts() if not actions else []
     if missing:
         raise BadInput(f"scripts not installed: {', '.join(missing)}; run `trek install`")
+
+
+def initenv(project: Project, actions: tuple[str, ...], no_overwrite: bool) -> None:
+    """Start the runtime of each script (all the graph uses by default) and the local Marvin."""
+    check_installed(project, actions)
     env = Environment(project)
-    click.echo("Starting environment...")
     for script in select_scripts(project, actions):
         up_script(env, script, force=not no_overwrite)
     up_marvin(env, force=not no_overwrite)
-    click.echo("Done")
 
 
 def shutdownenv(project: Project, actions: tuple[str, ...], all_: bool) -> None:
+    """Stop the named scripts, or (none named, or ``all_``) everything and the local Marvin."""
     env = Environment(project)
-    click.echo("Closing environment...")
     if all_ or not actions:
         for script_id in env.started_ids():
-            click.echo(f"closing blcks {script_id}...")
+            emit(Stopping(f"blcks {script_id}"))
         env.shutdown_all()
-        click.echo("closing local Marvin...")
+        emit(Stopping("local Marvin"))
     else:
         for script in select_scripts(project, actions):
-            click.echo(f"closing blcks {script.id}...")
+            emit(Stopping(f"blcks {script.id}"))
             env.down(script.id)
-    click.echo("Done")
 
 
-def show_logs(project: Project, actions: tuple[str, ...], follow: bool, tail: int | None) -> None:
+def log_lines(
+    project: Project, actions: tuple[str, ...], follow: bool, tail: int | None
+) -> Iterator[str]:
+    """The log lines of the named scripts (default: all started), each prefixed with its
+    script id when there are several; with ``follow``, new lines as they come."""
     env = Environment(project)
     ids = list(actions) or env.started_ids()
     handles = []
@@ -113,33 +131,21 @@ def show_logs(project: Project, actions: tuple[str, ...], follow: bool, tail: in
         raise BadInput("--follow takes one script", "ACTIONS")
     for handle in handles:
         prefix = f"[{handle.script_id}] " if len(handles) > 1 else ""
-        for line in env.runtime.logs(handle, follow, tail):
-            click.echo(prefix + line)
+        for line in env.logs(handle.script_id, follow, tail):
+            yield prefix + line
 
 
 @contextlib.contextmanager
 def run_lock(project: Project) -> Iterator[None]:
     """One run per project at a time."""
-    path = project.state_dir / "run.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "?"
-            raise StepFailed(
-                f"another `trek run` is in progress on this project (pid {holder}); "
-                "wait for it or stop it"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
+    try:
+        with file_lock(project.state.run_lock, wait=False):
             yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    except Held as held:
+        raise StepFailed(
+            f"another `trek run` is in progress on this project (pid {held.holder}); "
+            "wait for it or stop it"
+        ) from None
 
 
 def read_overrides(project: Project) -> dict[str, Any]:
@@ -169,56 +175,40 @@ def last_message_id(marvin: MarvinClient) -> int:
 
 
 class LogFollower:
-    """Prints what each script logged while its node ran (``--detail``)."""
+    """An engine subscriber reporting what each script logged while its node ran
+    (``--detail``); subscribed before the printer, so the lines come before the node's."""
 
     def __init__(self, env: Environment) -> None:
         self.env = env
-        self.offsets: dict[str, int] = {}
-        for script_id in env.started_ids():
-            self.offsets[script_id] = self._size(script_id)
+        self.seen = {script_id: len(list(env.logs(script_id))) for script_id in env.started_ids()}
 
-    def _size(self, script_id: str) -> int:
-        try:
-            return self.env.log_path(script_id).stat().st_size
-        except OSError:
-            return 0
-
-    def __call__(self, run: NodeRun) -> None:
-        if not run.script_id or run.status == "reused":
+    def __call__(self, event: object) -> None:
+        if not isinstance(event, NodeFinished | NodeFailed) or not event.run.script_id:
             return
-        path = self.env.log_path(run.script_id)
-        start = self.offsets.get(run.script_id, 0)
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(start)
-                chunk = handle.read()
-        except OSError:
-            return
-        self.offsets[run.script_id] = start + len(chunk)
-        for line in chunk.decode(errors="replace").splitlines():
-            click.echo(f"    {run.script_id} | {line}")
+        script_id = event.run.script_id
+        lines = list(self.env.logs(script_id))
+        start = self.seen.get(script_id, 0)
+        self.seen[script_id] = len(lines)
+        if lines[start:]:
+            emit(ScriptLogged(script_id, tuple(lines[start:])))
 
 
-def print_summary(result: RunResult, messages: list[dict[str, Any]]) -> None:
-    click.echo("Summary:")
-    started = sorted(result.nodes.values(), key=lambda n: (n.started == 0, n.started))
-    for run in started:
-        label = run.script_id or run.type
-        click.echo(f"  {run.id:>4}  {label:<20} {run.status:<8} {run.duration * 1000:8.1f} ms")
-    if messages:
-        click.echo("Messages sent:")
-        for message in messages:
-            click.echo(
-                f"  [{message.get('channel_name') or message['channel_id']}] {message['message']}"
-            )
+class RecordWriter:
+    """An engine subscriber saving the run record when the run finishes."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, RunFinished):
+            save_record(self.project, event.result)
 
 
 def save_record(project: Project, result: RunResult) -> Path:
-    runs = project.state_dir / "runs"
-    path = runs / f"{result.run_id}.json"
+    path = project.state.run_record(result.run_id)
     text = dump_json(result.to_json())
     write_atomic(path, text)
-    write_atomic(runs / "last.json", text)
+    write_atomic(project.state.last_run, text)
     return path
 
 
@@ -235,9 +225,10 @@ def run_digest(project: Project) -> str:
     """What a run's result depends on besides the files doit already tracks: the code and
     config envs of every script the graph uses, and the settings the engine reads."""
     env = Environment(project)
+    remote = target.remote(project.config)
     parts: dict[str, Any] = {
         "timeout": project.config["action_timeout"],
-        "marvin_url": project.config["marvin_url"],
+        "marvin_url": remote.url if remote else "",
         "inventory": env.inventory_digest(),
         "scripts": code_digests(env),
     }
@@ -246,7 +237,7 @@ def run_digest(project: Project) -> str:
 
 def last_run(project: Project) -> dict[str, NodeRun]:
     """The nodes of the last recorded run (empty when there is none or it is unreadable)."""
-    path = project.state_dir / "runs" / "last.json"
+    path = project.state.last_run
     try:
         data = json.loads(path.read_text())
         return {str(n["id"]): NodeRun(**n) for n in data["nodes"]}
@@ -269,15 +260,13 @@ def run_workflow(
     With ``reuse``, nodes whose code, config envs and inputs equal the last run's, and
     whose upstream did not re-execute, take their outputs from the last run record."""
     env = Environment(project)
-    local_marvin = not project.config["marvin_url"]
-    marvin_url = env.marvin_url if local_marvin else str(project.config["marvin_url"])
-    token = env.token()
-    ports = {}
+    marvin = target.resolve(project.config, env)
+    urls = {}
     for script in project.used_scripts():
         handle = env.handle(script.id)
         if handle is None:
             raise StepFailed(f"{script.id} is not running; run `trek initenv`")
-        ports[script.id] = handle.port
+        urls[script.id] = handle.url
     settings = RunSettings(
         name=project.name,
         run_id=new_run_id(),
@@ -285,77 +274,71 @@ def run_workflow(
         paras=read_paras(project),
         overrides=read_overrides(project),
         timeout=float(project.config["action_timeout"]),
-        token=token,
-        marvin_url=marvin_url,
+        token=marvin.token,
+        marvin_url=marvin.url_for_script(env.runtime),
         interval=interval,
         reuse=last_run(project) if reuse else {},
         code_digests=code_digests(env),
+        script_types={s.id: s.kind.script_type for s in project.scripts.values()},
     )
-    marvin = MarvinClient(marvin_url, token)
-    first_message = last_message_id(marvin) if local_marvin else 0
-    invoker = HttpInvoker(ports)
+    first_message = last_message_id(marvin.client) if marvin.local else 0
+    invoker = HttpInvoker(urls)
+    subscribers: list[Subscriber] = [RecordWriter(project), emit]
+    if detail:
+        subscribers.insert(0, LogFollower(env))
     with run_lock(project):
         try:
-            result = Engine(
-                project.workflow, settings, invoker, on_node=LogFollower(env) if detail else None
-            ).run()
+            result = Engine(project.workflow, settings, invoker, subscribers).run()
         finally:
             invoker.close()
-        save_record(project, result)
-    messages = marvin.get(f"/api/v1/messages?after={first_message}") if local_marvin else []
-    print_summary(result, messages)
+    messages = marvin.client.get(f"/api/v1/messages?after={first_message}") if marvin.local else []
+    emit(RunReported(result, tuple(messages)))
     if result.status == "failed":
         failed = next((n for n in result.nodes.values() if n.status == "failed"), None)
         tail = ""
         if failed is not None and failed.script_id:
-            lines = tail_lines(env.log_path(failed.script_id), LOG_TAIL)
+            lines = list(env.logs(failed.script_id, tail=LOG_TAIL))
             if lines:
                 tail = f"\n--- last lines of {failed.script_id}'s log ---\n" + "\n".join(lines)
         raise StepFailed(f"Workflow [{project.name}] failed at {result.error}{tail}")
     return result
 
 
-def marvin_for(folder: Path, config: Any) -> tuple[str, str]:
-    """Marvin URL and token for a lone script run: the configured Marvin, else (inside a
-    project) the project's local Marvin, started when needed."""
-    from trek_tasks.project import find_root
+def marvin_for(folder: Path, config: Any) -> target.MarvinTarget:
+    """The Marvin of a lone script run: the configured Marvin, else (inside a project) the
+    project's local Marvin, started when needed, else none."""
+    from trek_tasks.project import find_root_or_none
 
-    if config["marvin_url"]:
-        return str(config["marvin_url"]), str(config["marvin_JWT"])
-    try:
-        root = find_root(folder)
-    except BadInput:
-        return "", ""
+    if target.is_remote(config):
+        return target.resolve(config, None)
+    root = find_root_or_none(folder)
+    if root is None:
+        return target.NO_MARVIN
     env = Environment(Project.load(root))
     up_marvin(env)
-    return env.marvin_url, env.token()
+    return target.resolve(config, env)
 
 
 def runblcks(path: Path) -> dict[str, Any]:
-    """Start one script folder on its own, call it with its ``inputs/event.yml``, print outputs."""
+    """Start one script folder on its own, call it with its ``inputs/event.yml``; its outputs."""
     from trek_tasks.config import Config
-    from trek_tasks.environment import env_strings, free_port, load_runtime
-    from trek_tasks.project import find_root
+    from trek_tasks.environment import env_strings, load_runtime
+    from trek_tasks.project import find_root_or_none, script_at
 
     folder = path.resolve()
-    script = Script.load(folder, installed=False)
-    if script is None:
-        raise BadInput(f"no {folder.name}.para here; not a blcks script folder", display(folder))
-    try:
-        root: Path | None = find_root(folder)
-    except BadInput:
-        root = None
+    script = script_at(folder, "blcks")
+    root = find_root_or_none(folder)
     config = Config.load(root, folder)
     event_path = folder / "inputs" / "event.yml"
     inputs = load_yaml(event_path) if event_path.is_file() else {}
     if inputs is not None and not isinstance(inputs, dict):
         raise BadInput("the script's inputs must be a mapping", display(event_path))
-    marvin_url, token = marvin_for(folder, config)
+    marvin = marvin_for(folder, config)
     runtime = load_runtime(str(config["runtime"]))
-    log_path = folder / ".trek" / "runblcks.log"
+    log_path = StateLayout.for_project(folder).runblcks_log
     log_path.unlink(missing_ok=True)
-    handle = runtime.start(script, free_port(), env_strings(config["envs"]), log_path)
-    invoker = HttpInvoker({script.id: handle.port})
+    handle = runtime.start(script, 0, env_strings(config["envs"]), log_path, str(root or folder))
+    invoker = HttpInvoker({script.id: handle.url})
     settings = RunSettings(
         name=script.id,
         run_id=new_run_id(),
@@ -363,17 +346,16 @@ def runblcks(path: Path) -> dict[str, Any]:
         paras={},
         overrides={},
         timeout=float(config["action_timeout"]),
-        marvin_url=marvin_url,
-        token=token,
+        marvin_url=marvin.url_for_script(runtime),
+        token=marvin.token,
     )
     try:
         event = script_event(script.id, inputs or {}, settings)
         outputs = invoker(script.id, event, settings.timeout)
     except StepFailed as err:
-        tail = "\n".join(tail_lines(log_path, LOG_TAIL))
+        tail = "\n".join(runtime.logs(handle, False, LOG_TAIL))
         raise StepFailed(f"{script.id} {err.message}\n{tail}") from None
     finally:
         invoker.close()
         runtime.stop(handle)
-    click.echo(json.dumps(outputs, indent=2, ensure_ascii=False))
     return outputs

@@ -1,8 +1,9 @@
 """Deterministic zips of the workflow and of scripts.
 
 The same input gives byte-identical output: entries sorted, timestamps fixed, modes
-normalised, compression fixed. Hidden files, caches and compiled files are never packed,
-and neither is anything outside the listed members (``.trek/``, ``inputs/``, ``bin/``).
+normalised, compression fixed. A script zip holds what its kind lists as the script's
+files (so hidden files, caches and compiled files are never packed, see
+``files.ignored``), and nothing else (``.trek/``, ``inputs/``, ``bin/``).
 """
 
 from __future__ import annotations
@@ -19,15 +20,6 @@ from trek_tasks.files import write_atomic
 from trek_tasks.project import MANIFEST, PACKAGES, Project, Script
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-SKIPPED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox"})
-
-
-def packable(path: Path, base: Path) -> bool:
-    """False for hidden files, caches and bytecode anywhere below ``base``."""
-    parts = path.relative_to(base).parts
-    if any(part.startswith(".") or part in SKIPPED_DIRS for part in parts):
-        return False
-    return path.suffix not in {".pyc", ".pyo"}
 
 
 def zip_bytes(members: Iterable[tuple[str, bytes]]) -> bytes:
@@ -48,16 +40,15 @@ def sha256(data: bytes) -> str:
 
 
 def script_members(script: Script) -> list[tuple[str, bytes]]:
-    """What a script zip holds: ``<id>.para``, ``openfaas.yml`` and ``handler/``."""
+    """What a script zip holds: the script's files (blcks: para, openfaas.yml, handler/)."""
     return [
-        (path.relative_to(script.path).as_posix(), path.read_bytes())
-        for path in script.files()
-        if packable(path, script.path)
+        (path.relative_to(script.path).as_posix(), path.read_bytes()) for path in script.files()
     ]
 
 
 def script_zip_name(script: Script) -> str:
-    return f"blcks.{script.id}-{script.version}.zip"
+    """``<kind prefix><id>-<version>.zip``, e.g. ``blcks.detectredis-0.1.0.zip``."""
+    return f"{script.kind.zip_prefix}{script.id}-{script.version}.zip"
 
 
 def workflow_zip_name(project: Project) -> str:

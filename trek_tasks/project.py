@@ -7,13 +7,16 @@ project unreadable (no manifest, unparsable files) raises here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from trek_tasks.config import CONFIG_NAME, Config
+from trek_tasks.config import Config
 from trek_tasks.errors import BadInput
 from trek_tasks.files import display, load_json, load_yaml
 from trek_tasks.graph import Workflow
+from trek_tasks.kinds import ScriptKind, all_kinds, default_kind, find_kind, load_kind
+from trek_tasks.kinds.base import default_code_base, para_file
+from trek_tasks.state import StateLayout
 
 MANIFEST = "manifest.json"
 PACKAGES = "packages.json"
@@ -52,57 +55,93 @@ def find_root(start: Path) -> Path:
     )
 
 
+def find_root_or_none(start: Path) -> Path | None:
+    """``find_root``, or None outside a project (for commands that also work on a lone
+    script folder)."""
+    try:
+        return find_root(start)
+    except BadInput:
+        return None
+
+
 @dataclass(frozen=True)
 class Script:
-    """One blcks script folder: the project's own or an installed one."""
+    """One script folder of some kind: the project's own or an installed one."""
 
     id: str
     path: Path
     installed: bool
     version: str
+    kind: ScriptKind = field(default_factory=default_kind)
 
     @property
     def para_path(self) -> Path:
-        return self.path / f"{self.id}.para"
-
-    @property
-    def handler_dir(self) -> Path:
-        return self.path / "handler"
+        return para_file(self.path, self.id)
 
     @property
     def requirements(self) -> Path:
-        return self.handler_dir / "requirements.txt"
+        return self.kind.requirements(self.path)
 
     def files(self) -> list[Path]:
-        """What the script is made of: para, openfaas.yml and handler/ (no caches)."""
-        found = [p for p in (self.para_path, self.path / "openfaas.yml") if p.is_file()]
-        if self.handler_dir.is_dir():
-            found += sorted(
-                p
-                for p in self.handler_dir.rglob("*")
-                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
-            )
-        return found
+        """What the script is made of (its kind says; editor and cache files left out)."""
+        return self.kind.files(self.path, self.id)
 
     @classmethod
-    def load(cls, folder: Path, installed: bool) -> Script | None:
-        """Read a script folder; None when it holds no ``<name>.para``."""
-        para = folder / f"{folder.name}.para"
-        if not para.is_file():
+    def load(
+        cls,
+        folder: Path,
+        installed: bool,
+        fallback: ScriptKind | None = None,
+        script_id: str | None = None,
+    ) -> Script | None:
+        """Read the script ``script_id`` (default: the folder's name) in ``folder``; None
+        when it holds no ``<id>.para``. A folder no kind recognises by its main file is
+        of kind ``fallback`` (default: the first kind)."""
+        script_id = script_id or folder.name
+        kind = find_kind(folder, script_id, fallback)
+        if kind is None:
             return None
-        data = load_yaml(para)
+        data = load_yaml(para_file(folder, script_id))
         version = str(data.get("version", "")) if isinstance(data, dict) else ""
-        return cls(folder.name, folder, installed, version)
+        return cls(script_id, folder, installed, version, kind)
 
 
-def scan_scripts(folder: Path, installed: bool) -> dict[str, Script]:
+def script_at(folder: Path, kind_name: str) -> Script:
+    """The script of kind ``kind_name`` in ``folder`` (``packblcks``, ``runblcks``);
+    BadInput saying why the folder is not one."""
+    kind = load_kind(kind_name)
+    script = Script.load(folder, installed=False, fallback=kind)
+    if script is None:
+        raise BadInput(
+            f"no {folder.name}.para here; not a {kind.name} script folder", display(folder)
+        )
+    if script.kind is not kind:
+        raise BadInput(
+            f"a {script.kind.name} script folder, not a {kind.name} one", display(folder)
+        )
+    return script
+
+
+def scan_scripts(
+    folder: Path, installed: bool, fallback: ScriptKind | None = None
+) -> dict[str, Script]:
+    """The scripts in the sub-folders of ``folder`` by id (``Script.load`` for each)."""
     scripts: dict[str, Script] = {}
     if folder.is_dir():
         for child in sorted(folder.iterdir()):
             if child.is_dir() and not child.name.startswith("."):
-                script = Script.load(child, installed)
+                script = Script.load(child, installed, fallback)
                 if script is not None:
                     scripts[script.id] = script
+    return scripts
+
+
+def own_scripts(root: Path, config: Config) -> dict[str, Script]:
+    """The project's own scripts: every kind's code base (config), scanned as that kind."""
+    scripts: dict[str, Script] = {}
+    for kind in all_kinds():
+        base = root / str(config.get(kind.code_base_key) or default_code_base(kind))
+        scripts.update(scan_scripts(base, installed=False, fallback=kind))
     return scripts
 
 
@@ -138,7 +177,7 @@ class Project:
             config=config,
             entry=entry,
             workflow=Workflow.from_data(raw),
-            own=scan_scripts(root / config["blcks_code_base"], installed=False),
+            own=own_scripts(root, config),
             installed=scan_scripts(root / INSTALLED_DIR, installed=True),
             packages=packages if isinstance(packages, dict) else {},
         )
@@ -171,5 +210,6 @@ class Project:
         return self.root / str(self.config[key])
 
     @property
-    def state_dir(self) -> Path:
-        return self.root / CONFIG_NAME.parent
+    def state(self) -> StateLayout:
+        """Every path of this project's ``.trek/`` state."""
+        return StateLayout.for_project(self.root)

@@ -21,7 +21,8 @@ from typing import Any
 from packaging.version import Version
 
 from trek_tasks.errors import BadInput, TrekError
-from trek_tasks.files import display, dump_json, load_yaml, write_atomic
+from trek_tasks.events import emit
+from trek_tasks.files import display, dump_json, write_atomic
 from trek_tasks.hub import (
     INDEX,
     INDEX_FORMAT,
@@ -33,6 +34,7 @@ from trek_tasks.hub import (
 )
 from trek_tasks.install import check_para, extract
 from trek_tasks.pack import script_members, zip_bytes
+from trek_tasks.progress import IndexWritten, Published, PublishReport
 from trek_tasks.project import Script
 
 ARCHIVE_PATH = "{id}/{version}/dist/script.zip"
@@ -48,9 +50,9 @@ def folder_script(folder: Path) -> Script:
             found = ", ".join(p.name for p in paras) or "none"
             raise BadInput(f"a script folder holds one <id>.para; found {found}", display(folder))
         para = paras[0]
-    data = load_yaml(para)
-    version = str(data.get("version", "")) if isinstance(data, dict) else ""
-    return Script(para.stem, folder, installed=False, version=version)
+    script = Script.load(folder, installed=False, script_id=para.stem)
+    assert script is not None  # the para is there
+    return script
 
 
 def archive_of(source: Path) -> Archive:
@@ -71,18 +73,17 @@ def archive_of(source: Path) -> Archive:
     return archive
 
 
-def publish(source: Path, repository: Path) -> Path:
-    """Add ``source`` to the repository folder and rewrite its index; returns the archive path.
+def publish(source: Path, repository: Path) -> PublishReport:
+    """Add ``source`` to the repository folder and rewrite its index.
 
     Publishing the same bytes again is a no-op; different bytes for a published
     id+version are refused.
     """
-    dest = _add(archive_of(source), repository)
-    write_index(repository)
-    return dest
+    published = _add(archive_of(source), repository)
+    return PublishReport((published,), write_index(repository))
 
 
-def _add(archive: Archive, repository: Path) -> Path:
+def _add(archive: Archive, repository: Path) -> Published:
     dest = repository / ARCHIVE_PATH.format(id=archive.id, version=archive.version)
     if dest.is_file():
         if dest.read_bytes() != archive.data:
@@ -91,11 +92,9 @@ def _add(archive: Archive, repository: Path) -> Path:
                 f"bump the version in {archive.id}.para",
                 display(dest),
             )
-        print(f"{archive.id} {archive.version} is already published: {display(dest)}")
-    else:
-        write_atomic(dest, archive.data)
-        print(f"Published {archive.id} {archive.version}: {display(dest)}")
-    return dest
+        return Published(archive.id, archive.version, dest, already=True)
+    write_atomic(dest, archive.data)
+    return Published(archive.id, archive.version, dest, already=False)
 
 
 def build_index(repository: Path) -> dict[str, Any]:
@@ -148,7 +147,6 @@ def write_index(repository: Path) -> Path:
     """Regenerate ``index.json`` (same archives, same bytes)."""
     path = repository / INDEX
     write_atomic(path, dump_json(build_index(repository)))
-    print(f"Index written: {display(path)}")
     return path
 
 
@@ -159,7 +157,7 @@ def bundled_sources(sources: Path = SOURCES) -> list[Path]:
 
 def rebuild_bundled(sources: Path = SOURCES, repository: Path | None = None) -> Path:
     """Rebuild the bundled repository from ``scripts/``; each folder must be at
-    ``<id>/<version>/`` matching its para."""
+    ``<id>/<version>/`` matching its para. Reports each archive as it is added."""
     target = repository or bundled_path()
     folders = bundled_sources(sources)
     if not folders:
@@ -176,8 +174,8 @@ def rebuild_bundled(sources: Path = SOURCES, repository: Path | None = None) -> 
         shutil.rmtree(target)
     target.mkdir(parents=True)
     for archive in archives:
-        _add(archive, target)
-    write_index(target)
+        emit(_add(archive, target))
+    emit(IndexWritten(write_index(target)))
     return target
 
 
@@ -191,10 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sources", type=Path, default=SOURCES, help="the scripts/ folder")
     args = parser.parse_args(argv)
+    from trek_tasks import reporter
+
+    reporter.attach()
     try:
         rebuild_bundled(args.sources)
     except TrekError as err:
-        print(f"error: {err}", file=sys.stderr)
+        reporter.TERMINAL.err(f"error: {err}")
         return err.exit_code
     return 0
 

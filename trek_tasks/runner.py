@@ -1,31 +1,45 @@
-"""Running doit tasks from the ``trek`` CLI, in-process, with the project's dep file."""
+"""The one place doit is driven from: run tasks, mark tasks done, watch a project.
+
+Everything runs in-process with the project's dep file (``.trek/doit.db``), the same
+one a project's ``dodo.py`` uses, so ``trek`` and ``doit`` share up-to-date state.
+"""
 
 from __future__ import annotations
 
-import sys
-from typing import Any, TextIO
+import contextlib
+import io
+from pathlib import Path
+from typing import Any
+
+from doit.cmd_base import ModuleTaskLoader, NamespaceTaskLoader
+from doit.doit_cmd import DoitMain
 
 from trek_tasks.errors import StepFailed, TrekError
+from trek_tasks.events import emit
+from trek_tasks.options import TaskOptions
 from trek_tasks.project import Project
+from trek_tasks.tasks import namespace
+from trek_tasks.watch import TrekAutoCommand
 
 
 class TrekReporter:
     """A doit reporter that leaves output to the steps and keeps failures for the CLI.
 
-    Steps print Trek-style lines themselves; with ``verbose`` the reporter also says
-    which tasks ran and which were up to date.
+    Steps report Trek-style lines themselves (as events); with ``verbose`` the reporter
+    also says which tasks ran and which were up to date.
     """
 
-    def __init__(self, verbose: bool = False, out: TextIO | None = None) -> None:
+    def __init__(self, verbose: bool = False) -> None:
         self.verbose = verbose
-        self.out = out or sys.stdout
         self.failures: list[tuple[str, Any]] = []
         self.errors: list[str] = []
         self.executed: list[str] = []
 
     def _say(self, text: str) -> None:
         if self.verbose:
-            self.out.write(text + "\n")
+            from trek_tasks.progress import TaskNote
+
+            emit(TaskNote(text))
 
     def initialize(self, tasks: Any, selected_tasks: Any) -> None:
         pass
@@ -82,7 +96,7 @@ def failure_error(name: str, fail: Any, verbose: bool) -> TrekError:
 def run_tasks(
     project: Project,
     tasks: list[str],
-    options: dict[str, Any] | None = None,
+    options: TaskOptions | None = None,
     verbose: bool = False,
     always: bool = False,
 ) -> list[str]:
@@ -91,11 +105,6 @@ def run_tasks(
     A failing step re-raises its ``TrekError`` so the CLI prints one line with the
     right exit code.
     """
-    from doit.cmd_base import ModuleTaskLoader
-    from doit.doit_cmd import DoitMain
-
-    from trek_tasks.tasks import namespace
-
     reporter = TrekReporter(verbose)
     ns = namespace(project.root, project, options)
     ns["DOIT_CONFIG"] = {**ns["DOIT_CONFIG"], "reporter": reporter}
@@ -106,3 +115,77 @@ def run_tasks(
     if reporter.errors or code != 0:
         raise StepFailed("; ".join(reporter.errors) or f"doit exited with code {code}")
     return reporter.executed
+
+
+def mark_done(project: Project, tasks: list[str]) -> None:
+    """Record in doit's state that ``tasks`` are up to date: their work was done outside
+    doit (``trek install`` did what the ``install`` task does)."""
+    quiet = io.StringIO()
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        DoitMain(ModuleTaskLoader(namespace(project.root, project))).run(["reset-dep", *tasks])
+
+
+def mark_installed(root: Path) -> None:
+    """After ``trek install``/``uninstall``: the ``install`` task is up to date, so
+    ``doit install`` right after runs nothing.
+
+    Best effort: when the project's tasks cannot be built (say graph.yml is broken), the
+    next ``doit install`` runs once, finds nothing to do, and reports that problem itself.
+    """
+    from trek_tasks.install import in_sync
+
+    if not in_sync(root):
+        return
+    try:
+        project = Project.load(root)
+    except TrekError:
+        return
+    mark_done(project, ["install"])
+
+
+def watch_project(root: Path, options: TaskOptions, verbose: bool = False) -> int:
+    """Run the project's workflow (task ``execute``) now and after every change until Ctrl-C.
+
+    Runtimes stay up afterwards. Returns the exit code (0 after Ctrl-C).
+    """
+    code = WatchMain(ProjectLoader(root, options, verbose)).run(["auto", "execute"])
+    return int(code)
+
+
+class CycleReporter(TrekReporter):
+    """Trek's quiet reporter that prints each failure as one ``trek: error:`` line per cycle."""
+
+    def complete_run(self) -> None:
+        from trek_tasks.progress import WatchError
+
+        for name, fail in self.failures:
+            emit(WatchError(f"trek: error: {failure_error(name, fail, self.verbose)}"))
+        for message in self.errors:
+            emit(WatchError(f"trek: error: {message}"))
+
+
+class ProjectLoader(NamespaceTaskLoader):
+    """One Trek project's tasks, built afresh at every load so each cycle sees the edits."""
+
+    def __init__(self, root: Path, options: TaskOptions, verbose: bool = False) -> None:
+        super().__init__()
+        self.root = root
+        self.options = options
+        self.verbose = verbose
+
+    def setup(self, opt_values: dict[str, Any]) -> None:
+        self.namespace = namespace(self.root, None, self.options)
+
+    def load_doit_config(self) -> dict[str, Any]:
+        config = dict(super().load_doit_config())
+        config["reporter"] = CycleReporter(self.verbose)
+        return config
+
+
+class WatchMain(DoitMain):
+    """doit with Trek's ``auto`` command, whether or not the entry point is installed."""
+
+    def get_cmds(self) -> Any:
+        commands = super().get_cmds()
+        commands["auto"] = TrekAutoCommand
+        return commands

@@ -1,4 +1,4 @@
-"""Scaffolds: new projects and blcks script folders, rendered from ``templates/``.
+"""Scaffolds: new projects and script folders, rendered from ``templates/``.
 
 A template set is a folder tree. Every part of a file's path is rendered with jinja2
 (``{{ name }}.para.j2`` is named after the script); a part starting with ``dot-`` gets a
@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
-
 from trek_tasks.config import CONFIG_NAME, Config, write_file
 from trek_tasks.errors import BadInput
-from trek_tasks.files import display
-from trek_tasks.project import MANIFEST, find_root
+from trek_tasks.files import display, ignored
+from trek_tasks.kinds import ScriptKind, load_kind
+from trek_tasks.names import check_name, check_script_name
+from trek_tasks.project import MANIFEST, find_root_or_none
 from trek_tasks.resources import templates_dir
 
 if TYPE_CHECKING:
@@ -35,36 +34,7 @@ if TYPE_CHECKING:
 
 DEFAULT_REGISTRY = "localhost:5000"
 MARVIN_KEYS = ("marvin_url", "marvin_JWT", "marvin_secret")
-NAME_RULE = "use only letters, digits, '.', '_' and '-', starting with a letter"
-# The sample para, handler, handler test and runblcks inputs describe one script together:
-# initblcks adds them only when none of them exists yet, or the test would not fit.
-BLCKS_SAMPLE = ("{name}.para", "handler/handler.py", "tests/test_handler.py", "inputs/event.yml")
-_URL = re.compile(r"https?://[^/\s]+\S*")
-
-
-def check_name(name: str, what: str) -> str:
-    """``name`` when it can name a project or a script; else BadInput naming ``what``."""
-    problem = _name_problem(name)
-    if problem:
-        raise BadInput(f"{problem}; {NAME_RULE}", f"{what} '{name}'")
-    return name
-
-
-def _name_problem(name: str) -> str | None:
-    if not name:
-        return "a name cannot be empty"
-    if "/" in name or "\\" in name:
-        return "a name cannot hold '/' (it is a folder name, not a path)"
-    if ".." in name:
-        return "a name cannot hold '..'"
-    if any(char.isspace() for char in name):
-        return "a name cannot hold spaces"
-    if not (name[0].isascii() and name[0].isalpha()):
-        return "a name must start with a letter"
-    bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c in "._-"))})
-    if bad:
-        return "a name cannot hold " + ", ".join(f"'{c}'" for c in bad)
-    return None
+BLCKS = "blcks"
 
 
 # Rendering ---------------------------------------------------------------------------
@@ -153,7 +123,7 @@ def render_tree(source: Path, out: Path, variables: Mapping[str, Any]) -> list[P
     made = []
     for file in sorted(p for p in source.rglob("*") if p.is_file()):
         rel = file.relative_to(source)
-        if "__pycache__" in rel.parts:
+        if ignored(rel):
             continue
         name = _output_path(env, rel, variables, display(file))
         _write(file, out, name, env, variables)
@@ -271,7 +241,7 @@ def _add_missing(
     return wanted
 
 
-def _check_free(target: Path, force: bool) -> None:
+def check_free(target: Path, force: bool) -> None:
     if not os.path.lexists(target):
         return
     if not target.is_dir():
@@ -311,13 +281,13 @@ def create_project(
     """
     check_name(name, "NAME")
     target = dest / name
-    _check_free(target, force)
+    check_free(target, force)
     sets = _sets(templates, "project", *(["example"] if example else []))
     _create(target, sets, _project_variables(name, answers))
     return target
 
 
-def _existing_folder(path: Path) -> Path:
+def existing_folder(path: Path) -> Path:
     if not path.is_dir():
         problem = "is not a folder" if os.path.lexists(path) else "no such folder"
         raise BadInput(problem, display(path))
@@ -328,137 +298,66 @@ def init_project(
     path: Path, answers: Mapping[str, str] | None = None, templates: Path | None = None
 ) -> list[Path]:
     """Turn the folder ``path`` into a project: add the files it lacks; the paths added."""
-    folder = _existing_folder(path)
+    folder = existing_folder(path)
     name = check_name(folder.name, "folder name")
     return _add_missing(folder, _sets(templates, "project"), _project_variables(name, answers))
 
 
-# blcks scripts -----------------------------------------------------------------------
+# Scripts -----------------------------------------------------------------------------
 
 
-def _project_root(start: Path) -> Path | None:
-    try:
-        return find_root(start)
-    except BadInput:
-        return None
-
-
-def _blcks_variables(name: str, root: Path | None) -> dict[str, Any]:
+def _script_variables(name: str, root: Path | None) -> dict[str, Any]:
     registry = str(Config.load(root)["docker_registry"] or DEFAULT_REGISTRY)
     return {"name": name, "registry": registry.rstrip("/")}
 
 
-def blcks_target(dest: Path, name: str) -> Path:
-    """Where ``createblcks NAME`` run in ``dest`` puts the script: under the project's
-    ``blcks_code_base`` inside a project, else ``dest/NAME``."""
-    root = _project_root(dest)
+def script_target(dest: Path, name: str, kind: ScriptKind) -> Path:
+    """Where creating the script ``name`` in ``dest`` puts it: under the project's code
+    base for the kind (config) inside a project, else ``dest/NAME``."""
+    root = find_root_or_none(dest)
     if root is None:
         return dest / name
-    return root / str(Config.load(root)["blcks_code_base"]) / name
+    return root / str(Config.load(root)[kind.code_base_key]) / name
+
+
+def create_script(
+    dest: Path, name: str, kind: ScriptKind, force: bool = False, templates: Path | None = None
+) -> Path:
+    """Make the script ``name`` of ``kind`` (see ``script_target``); the folder made."""
+    check_script_name(name, "NAME")
+    target = script_target(dest, name, kind)
+    check_free(target, force)
+    variables = _script_variables(name, find_root_or_none(dest))
+    _create(target, _sets(templates, kind.templates), variables)
+    return target
+
+
+def init_script(path: Path, kind: ScriptKind, templates: Path | None = None) -> list[Path]:
+    """Turn the folder ``path`` into a script folder of ``kind`` named after it; the
+    paths added. The kind's sample files go in only together (none of them exists yet),
+    or its sample test would not fit."""
+    folder = existing_folder(path)
+    name = check_script_name(folder.name, "folder name")
+    if (folder / MANIFEST).is_file():
+        raise BadInput(
+            f"this is a project folder; run `trek create{kind.name} NAME` in it to add a script",
+            display(folder),
+        )
+    together = [Path(p.format(name=name)) for p in kind.sample]
+    variables = _script_variables(name, find_root_or_none(folder))
+    return _add_missing(folder, _sets(templates, kind.templates), variables, together)
+
+
+def blcks_target(dest: Path, name: str) -> Path:
+    """``script_target`` for a blcks script."""
+    return script_target(dest, name, load_kind(BLCKS))
 
 
 def create_blcks(dest: Path, name: str, force: bool = False, templates: Path | None = None) -> Path:
-    """Make the blcks script ``name`` (see ``blcks_target``); the folder made."""
-    check_name(name, "NAME")
-    target = blcks_target(dest, name)
-    _check_free(target, force)
-    _create(target, _sets(templates, "blcks"), _blcks_variables(name, _project_root(dest)))
-    return target
+    """Make the blcks script ``name`` (see ``script_target``); the folder made."""
+    return create_script(dest, name, load_kind(BLCKS), force, templates)
 
 
 def init_blcks(path: Path, templates: Path | None = None) -> list[Path]:
     """Turn the folder ``path`` into a blcks script folder named after it; the paths added."""
-    folder = _existing_folder(path)
-    name = check_name(folder.name, "folder name")
-    if (folder / MANIFEST).is_file():
-        raise BadInput(
-            "this is a project folder; run `trek createblcks NAME` in it to add a script",
-            display(folder),
-        )
-    together = [Path(p.format(name=name)) for p in BLCKS_SAMPLE]
-    variables = _blcks_variables(name, _project_root(folder))
-    return _add_missing(folder, _sets(templates, "blcks"), variables, together)
-
-
-# Commands (prompts and output) -------------------------------------------------------
-
-
-def _url_answer(text: str) -> str:
-    text = text.strip()
-    if text and not _URL.fullmatch(text):
-        raise click.BadParameter("give an http:// or https:// URL, or nothing")
-    return text
-
-
-def ask_marvin(yes: bool) -> dict[str, str]:
-    """The Marvin settings for a new project's config: asked, or empty with ``yes``."""
-    if yes:
-        return dict.fromkeys(MARVIN_KEYS, "")
-    click.echo("This utility will walk you through creating a config.json file.")
-    return {
-        "marvin_url": click.prompt("Marvin url", default="", value_proc=_url_answer),
-        "marvin_JWT": click.prompt("Marvin JWT", default="", hide_input=True).strip(),
-        "marvin_secret": click.prompt("Marvin secret", default="", hide_input=True).strip(),
-    }
-
-
-def _confirm_replace(target: Path, yes: bool) -> None:
-    if target.is_dir() and not yes:
-        click.confirm(
-            f"{display(target)} exists. Replace the files the template makes?", abort=True
-        )
-
-
-def _report_added(folder: Path, added: list[Path]) -> None:
-    for rel in added:
-        click.echo(f"  added {rel.as_posix()}")
-    if not added:
-        click.echo(f"  nothing to add: {display(folder)} has every file already")
-
-
-def run_createproject(dest: Path, name: str, force: bool, yes: bool, example: bool) -> Path:
-    """``trek createproject``: check, ask for the Marvin settings, create, report."""
-    check_name(name, "NAME")
-    target = dest / name
-    _check_free(target, force)
-    _confirm_replace(target, yes)
-    click.echo(f"Project [{name}] creating...")
-    create_project(dest, name, ask_marvin(yes), force=force, example=example)
-    click.echo("Done")
-    if example:
-        click.echo(f"Next: cd {display(target)} && trek install  (callservice, notification)")
-    return target
-
-
-def run_init(path: Path, yes: bool) -> list[Path]:
-    """``trek init``: add the project files the folder lacks (asks only for a new config)."""
-    folder = _existing_folder(path)
-    name = check_name(folder.name, "folder name")
-    click.echo(f"Project [{name}] initializing...")
-    answers = {} if (folder / CONFIG_NAME).exists() else ask_marvin(yes)
-    added = init_project(folder, answers)
-    _report_added(folder, added)
-    click.echo("Done")
-    return added
-
-
-def run_createblcks(dest: Path, name: str, force: bool, yes: bool) -> Path:
-    """``trek createblcks``: make the script folder and report."""
-    check_name(name, "NAME")
-    target = blcks_target(dest, name)
-    _check_free(target, force)
-    _confirm_replace(target, yes)
-    click.echo(f"Blcks [{name}] creating...")
-    create_blcks(dest, name, force=force)
-    click.echo("Done")
-    return target
-
-
-def run_initblcks(path: Path) -> list[Path]:
-    """``trek initblcks``: add the script files the folder lacks."""
-    folder = _existing_folder(path)
-    click.echo(f"Blcks [{check_name(folder.name, 'folder name')}] initializing...")
-    added = init_blcks(folder)
-    _report_added(folder, added)
-    click.echo("Done")
-    return added
+    return init_script(path, load_kind(BLCKS), templates)

@@ -1,50 +1,40 @@
-"""Running a script's own unit tests (``tests/``) for the doit ``test:<id>`` task.
+"""Running a script's own unit tests for the doit ``test:<id>`` task.
 
-The tests run on trek's interpreter, which has pytest, the SDK and trek_tasks (a test
-may start a local Marvin), with the script's environment on the path for the
-handler's own requirements. That environment is the one the script runs in, so the
-tests see the same package versions as ``trek run``.
+The script's kind says which files the tests read and how they run (blcks: pytest on
+trek's interpreter with the script's environment on the path, so the tests see the
+same package versions as ``trek run``).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 
 from trek_tasks.errors import StepFailed
+from trek_tasks.events import emit
 from trek_tasks.project import Script
 
 
 def test_files(script: Script) -> list[Path]:
-    """What the tests depend on: the script's files and everything under ``tests/``."""
-    tests = script.path / "tests"
-    found = [
-        p
-        for p in sorted(tests.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
-    ]
-    return script.files() + found
+    """What the tests depend on: the script's files and its tests' own files."""
+    return script.files() + script.kind.test_files(script.path)
 
 
 def has_tests(script: Script) -> bool:
-    return (script.path / "tests").is_dir()
-
-
-def site_packages(env_dir: Path) -> str:
-    return sysconfig.get_path("purelib", vars={"base": str(env_dir), "platbase": str(env_dir)})
+    return bool(script.kind.test_files(script.path))
 
 
 def run_tests(script: Script, env_dir: Path) -> None:
-    """``pytest tests/`` in the script folder; a failure carries pytest's summary."""
-    paths = [str(script.path), site_packages(env_dir), os.environ.get("PYTHONPATH", "")]
-    print(f"testing {script.id}...")
+    """The kind's test command in the script folder; a failure carries its summary."""
+    command = script.kind.test_command(script.path, env_dir)
+    from trek_tasks.progress import TestsPassed, TestsStarted
+
+    emit(TestsStarted(script.id))
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        command.args,
         cwd=script.path,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)},
+        env={**os.environ, **command.env},
         capture_output=True,
         text=True,
     )
@@ -52,4 +42,4 @@ def run_tests(script: Script, env_dir: Path) -> None:
     if done.returncode != 0:
         tail = "\n".join(lines[-15:] + done.stderr.strip().splitlines()[-5:])
         raise StepFailed(f"the tests of {script.id} failed:\n{tail}", script.id)
-    print(lines[-1] if lines else f"{script.id}: tests passed")
+    emit(TestsPassed(script.id, lines[-1] if lines else f"{script.id}: tests passed"))

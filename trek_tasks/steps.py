@@ -1,17 +1,20 @@
-"""Trek steps as functions of a project: what task actions and CLI commands call."""
+"""Trek steps as functions of a project: what task actions and CLI commands call.
+
+They report their progress as events (``trek_tasks.events``), never by printing."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from trek_tasks.files import display, write_atomic
+from trek_tasks.events import emit
+from trek_tasks.files import write_atomic
 from trek_tasks.graph import render_images, to_dot
 from trek_tasks.pack import script_members, workflow_members, write_zip
 from trek_tasks.project import Project, Script
 
 
 def graph_file(project: Project) -> Path:
-    return project.state_dir / "graph.gv"
+    return project.state.graph
 
 
 def write_graph(project: Project) -> Path:
@@ -19,18 +22,24 @@ def write_graph(project: Project) -> Path:
     gv = graph_file(project)
     write_atomic(gv, to_dot(project.workflow, project.name))
     images = render_images(gv)
-    print(f"Graph written: {display(gv)} ({', '.join(p.suffix[1:] for p in images)})")
+    from trek_tasks.progress import GraphWritten
+
+    emit(GraphWritten(gv, tuple(p.suffix[1:] for p in images)))
     return gv
 
 
 def pack_workflow_to(project: Project, dest: Path, auto_pos: bool = False) -> str:
+    from trek_tasks.progress import Packed
+
     digest = write_zip(dest, workflow_members(project, auto_pos))
-    print(f"Success packing, output: {display(dest)}")
+    emit(Packed(dest))
     return digest
 
 
 def pack_script_to(script: Script, dest: Path) -> str:
-    print(f"Packing blcks: {display(script.path)}")
+    from trek_tasks.progress import Packed, Packing
+
+    emit(Packing(script.path))
     digest = write_zip(dest, script_members(script))
-    print(f"Success packing, output: {display(dest)}")
+    emit(Packed(dest))
     return digest

@@ -7,35 +7,17 @@ the build fails, so a half-built environment is never used.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from trek_tasks.lock import file_lock
+from trek_tasks.state import store_dir
+
 READY_MARK = ".trek-env.json"
-
-
-def store_dir() -> Path:
-    """``$TREK_HOME``, else ``$XDG_CACHE_HOME/trek-tasks``, else ``~/.cache/trek-tasks``."""
-    if os.environ.get("TREK_HOME"):
-        return Path(os.environ["TREK_HOME"])
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "trek-tasks"
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def health_check(env_dir: Path) -> str | None:
@@ -53,7 +35,7 @@ def ensure(kind: str, key: str, build: Callable[[Path], None], about: Mapping[st
     final = base / key
     if health_check(final) is None:
         return final
-    with locked(base / f".{key}.lock"):
+    with file_lock(base / f".{key}.lock"):
         if health_check(final) is None:
             return final
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=base))

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from trek_tasks import __version__
 from trek_tasks.errors import BadInput, TrekError
+from trek_tasks.options import TaskOptions
 from trek_tasks.project import PACKAGES, Project, Script, find_root
+from trek_tasks.state import StateLayout
 
-DEP_FILE = "doit.db"
 TaskDict = dict[str, Any]
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,11 +58,11 @@ class ProjectTasks:
     """Task creators for one project; the project is read once, on first use."""
 
     def __init__(
-        self, root: Path, project: Project | None = None, options: dict[str, Any] | None = None
+        self, root: Path, project: Project | None = None, options: TaskOptions | None = None
     ) -> None:
         self.root = root
         self._project = project
-        self.options = options or {}
+        self.options = options or TaskOptions()
         self._env: Any = None
 
     @property
@@ -69,16 +71,13 @@ class ProjectTasks:
             self._project = Project.load(self.root)
         return self._project
 
-    def state(self, name: str) -> Path:
-        return self.project.state_dir / name
-
     @after_install
     def task_validate(self) -> TaskDict:
         """Check graph.yml, paras, packages.json, inputs and config; all errors at once."""
         from trek_tasks.validate import validation_inputs, write_validated
 
         project = self.project
-        target = self.state("validated.json")
+        target = self.project.state.validated
         return {
             "actions": [user_action(write_validated, project, target)],
             "file_dep": [str(p) for p in validation_inputs(project)],
@@ -136,7 +135,7 @@ class ProjectTasks:
         project = self.project
         bin_dir = project.root / "bin"
         workflow_zip = bin_dir / workflow_zip_name(project)
-        auto_pos = bool(self.options.get("auto_pos"))
+        auto_pos = self.options.auto_pos
         sources = [project.root / "manifest.json", project.entry, project.root / "packages.json"]
         yield {
             "name": "workflow",
@@ -173,11 +172,9 @@ class ProjectTasks:
     @after_install
     def task_env(self) -> Iterator[TaskDict]:
         """Build each script's environment (shared by scripts with equal requirements)."""
-        from trek_tasks.store import health_check, store_dir
 
         def ready(script: Script) -> bool:
-            runtime = self._environment().runtime
-            return health_check(store_dir() / "envs" / runtime.env_key(script)) is None
+            return self._environment().runtime.env_problem(script) is None
 
         def install(script: Script) -> None:
             self._environment().runtime.install_env(script)
@@ -198,7 +195,9 @@ class ProjectTasks:
         def run(script: Script) -> None:
             from trek_tasks.script_tests import run_tests
 
-            run_tests(script, self._environment().runtime.install_env(script))
+            runtime = self._environment().runtime
+            runtime.install_env(script)
+            run_tests(script, runtime.env_dir(script))
 
         for script in self.project.own.values():
             if has_tests(script):
@@ -222,10 +221,22 @@ class ProjectTasks:
 
             up_script(self._environment(), script)
 
+        def marvin_fresh() -> bool:
+            from trek_tasks.marvin.target import is_remote
+
+            config = self.project.config
+            return is_remote(config) or self._environment().marvin_stale_reason() is None
+
         def start_marvin() -> None:
             from trek_tasks.localrun import up_marvin
 
             up_marvin(self._environment())
+
+        def stop(script_id: str) -> None:
+            self._environment().down(script_id)
+
+        def stop_marvin() -> None:
+            self._environment().marvin_down()
 
         for script in self.project.used_scripts():
             yield {
@@ -234,18 +245,15 @@ class ProjectTasks:
                 "actions": [user_action(start, script)],
                 "uptodate": [functools.partial(fresh, script)],
                 "task_dep": ["env"],  # the group: env:<id> may not be created yet
+                "clean": [user_action(stop, script.id)],
                 "verbosity": 2,
             }
         yield {
             "name": "marvin",
             "doc": "the local Marvin answering, seeded from the current inventory",
             "actions": [user_action(start_marvin)],
-            "uptodate": [
-                lambda: (
-                    self._environment().marvin_stale_reason() is None
-                    or bool(self.project.config["marvin_url"])
-                )
-            ],
+            "uptodate": [marvin_fresh],
+            "clean": [user_action(stop_marvin)],
             "verbosity": 2,
         }
 
@@ -275,17 +283,14 @@ class ProjectTasks:
 
             digest = run_digest(project)  # before the run: an edit during it means run again
             run_workflow(
-                project,
-                detail=bool(options.get("detail")),
-                interval=float(options.get("interval") or 0),
-                reuse=bool(options.get("reuse")),
+                project, detail=options.detail, interval=options.interval, reuse=options.reuse
             )
             return {"digest": digest}
 
         def same_inputs(task: Any, values: dict[str, Any]) -> bool:
             from trek_tasks.localrun import run_digest
 
-            return not options.get("always_run") and values.get("digest") == run_digest(project)
+            return not options.always_run and values.get("digest") == run_digest(project)
 
         inputs = [project.entry, project.path("input_data_path"), project.path("input_event_path")]
         return {
@@ -309,7 +314,7 @@ def _config_changed(value: Any) -> Any:
 
 def doit_config(root: Path) -> dict[str, Any]:
     return {
-        "dep_file": str(root / ".trek" / DEP_FILE),
+        "dep_file": str(StateLayout.for_project(root).dep_file),
         "backend": "sqlite3",
         "default_tasks": ["execute"],
         "verbosity": 2,
@@ -319,7 +324,7 @@ def doit_config(root: Path) -> dict[str, Any]:
 def namespace(
     project_dir: str | Path,
     project: Project | None = None,
-    options: dict[str, Any] | None = None,
+    options: TaskOptions | None = None,
 ) -> dict[str, Any]:
     """``DOIT_CONFIG`` and the ``task_*`` creators for the project at ``project_dir``.
 
@@ -329,13 +334,17 @@ def namespace(
     from doit import get_var
     from doit.exceptions import InvalidDodoFile
 
+    from trek_tasks import reporter
+
+    reporter.attach()  # steps report through events; under plain `doit` too
     chosen = get_var("project") or project_dir
     try:
         root = project.root if project else find_root(Path(chosen))
     except TrekError as err:
         raise InvalidDodoFile(str(err)) from None
-    chosen_options = {"auto_pos": (get_var("auto_pos") or "") not in ("", "0")}
-    chosen_options.update(options or {})
+    chosen_options = options or TaskOptions()
+    if (get_var("auto_pos") or "") not in ("", "0"):
+        chosen_options = replace(chosen_options, auto_pos=True)
     tasks = ProjectTasks(root, project, chosen_options)
     ns: dict[str, Any] = {"DOIT_CONFIG": doit_config(root)}
     for name in dir(tasks):

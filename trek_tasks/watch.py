@@ -11,6 +11,7 @@ The dodo file itself is re-read every cycle; modules it imports are not reloaded
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import re
@@ -19,22 +20,21 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from doit.cmd_base import DodoTaskLoader, DoitCmdBase, NamespaceTaskLoader
+from doit.cmd_base import DodoTaskLoader, DoitCmdBase
 from doit.cmd_run import Run
-from doit.doit_cmd import DoitMain
 from doit.exceptions import InvalidCommand, InvalidDodoFile, InvalidTask
 
-from trek_tasks.runner import TrekReporter, failure_error
+from trek_tasks.events import emit
+from trek_tasks.state import STATE_DIR
 
-# What a Trek project's tasks read besides their file_dep: folders (recursive) and files.
-PROJECT_FOLDERS = ("src", "inputs", "trek_packages")
-PROJECT_FILES = ("packages.json", "manifest.json", ".trek/config.json")
-STATE_DIR = ".trek"
+# What a Trek project's tasks read besides their file_dep and its configured folders.
+PROJECT_FILES = ("packages.json", "manifest.json", f"{STATE_DIR}/config.json")
+INPUT_KEYS = ("input_data_path", "input_event_path", "local_inventory_file")
 STATE_FILES_WATCHED = frozenset({"config.json"})
 # Inside watched folders: output, caches and editor temp files never call for a re-run.
 IGNORED_DIRS = frozenset(
@@ -194,9 +194,30 @@ def project_watch(root: str | None, dodo_file: str | None) -> WatchSet:
     files = {os.path.abspath(dodo_file)} if dodo_file else set()
     folders: set[str] = set()
     if root:
-        folders = {os.path.join(root, name) for name in PROJECT_FOLDERS}
+        folders = project_folders(root)
         files |= {os.path.join(root, *name.split("/")) for name in PROJECT_FILES}
     return WatchSet(frozenset(files), frozenset(folders), frozenset(), root)
+
+
+def project_folders(root: str) -> set[str]:
+    """The folders a Trek project's tasks read, where its manifest and config put them
+    (the defaults when those cannot be read): the workflow's folder, each script kind's
+    code base, the folders of the input files and trek_packages/."""
+    from trek_tasks.config import DEFAULTS
+    from trek_tasks.errors import TrekError
+    from trek_tasks.kinds import code_base_defaults
+    from trek_tasks.project import DEFAULT_ENTRY, INSTALLED_DIR, Project
+
+    base = Path(root)
+    config: Mapping[str, Any] = DEFAULTS
+    entry = base / DEFAULT_ENTRY
+    with contextlib.suppress(TrekError):
+        project = Project.load(base, workflow=False)
+        config, entry = project.config.values, project.entry
+    folders = [entry.parent, base / INSTALLED_DIR]
+    folders += [base / str(config[key]) for key in code_base_defaults()]
+    folders += [(base / str(config[key])).parent for key in INPUT_KEYS]
+    return {os.path.normpath(folder) for folder in folders}
 
 
 def tasks_watch(tasks: dict[str, Any], selected: Iterable[str]) -> WatchSet:
@@ -290,8 +311,9 @@ class AutoCommand(DoitCmdBase):
     doc_usage = "[run] [TASK ...]"
     doc_description = (
         "Runs the tasks like `run` (same options), then watches the file_dep of the tasks "
-        "and of everything they depend on, plus a Trek project's src/, inputs/, "
-        "trek_packages/, packages.json, manifest.json and .trek/config.json. After each "
+        "and of everything they depend on, plus a Trek project's workflow, code and input "
+        "folders (src/, inputs/ by default), trek_packages/, packages.json, manifest.json "
+        "and .trek/config.json. After each "
         "change (a burst of saves counts once) it reloads the task list and runs the tasks "
         "again. A failure is reported and the watch goes on; Ctrl-C stops it. "
         "`doit auto run` is `doit auto` (the default tasks)."
@@ -309,12 +331,14 @@ class AutoCommand(DoitCmdBase):
         return Run(task_loader=self.loader, config=self.config, bin_name=self.bin_name)
 
     def _say(self, text: str) -> None:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
+        from trek_tasks.progress import WatchNote
+
+        emit(WatchNote(text))
 
     def _error(self, text: str) -> None:
-        sys.stderr.write(f"{self.error_prefix}{text}\n")
-        sys.stderr.flush()
+        from trek_tasks.progress import WatchError
+
+        emit(WatchError(f"{self.error_prefix}{text}"))
 
     def _forget_dodo(self) -> None:
         """Drop the imported dodo module so the next load reads the file again."""
@@ -342,7 +366,9 @@ class AutoCommand(DoitCmdBase):
         except (InvalidDodoFile, InvalidTask) as err:
             self._error(str(err))
         except Exception:
-            sys.stderr.write(traceback.format_exc())
+            from trek_tasks.progress import WatchError
+
+            emit(WatchError(traceback.format_exc().rstrip("\n")))
         finally:
             if run.dep_manager is not None:
                 run.dep_manager.close()
@@ -353,6 +379,9 @@ class AutoCommand(DoitCmdBase):
 
     def execute(self, params: Any, args: list[str]) -> int:
         """Loop: run, wait for a change, run again (until Ctrl-C or ``--max-cycles``)."""
+        from trek_tasks import reporter
+
+        reporter.attach()  # plain `doit auto` too: a dodo that fails to load attaches nothing
         if args[:1] == [Run.get_name()]:
             # `doit auto run` reads as "auto-run": no task may be named like a command.
             args = args[1:]
@@ -394,63 +423,7 @@ class AutoCommand(DoitCmdBase):
         return 0
 
 
-class ProjectLoader(NamespaceTaskLoader):
-    """One Trek project's tasks, built afresh at every load so each cycle sees the edits."""
-
-    def __init__(self, root: Path, options: dict[str, Any], verbose: bool = False) -> None:
-        super().__init__()
-        self.root = root
-        self.options = options
-        self.verbose = verbose
-
-    def setup(self, opt_values: dict[str, Any]) -> None:
-        from trek_tasks.tasks import namespace
-
-        self.namespace = namespace(self.root, None, self.options)
-
-    def load_doit_config(self) -> dict[str, Any]:
-        config = dict(super().load_doit_config())
-        config["reporter"] = CycleReporter(self.verbose)
-        return config
-
-
-class CycleReporter(TrekReporter):
-    """Trek's quiet reporter that prints each failure as one ``trek: error:`` line per cycle."""
-
-    def complete_run(self) -> None:
-        for name, fail in self.failures:
-            sys.stderr.write(f"trek: error: {failure_error(name, fail, self.verbose)}\n")
-        for message in self.errors:
-            sys.stderr.write(f"trek: error: {message}\n")
-        sys.stderr.flush()
-
-
 class TrekAutoCommand(AutoCommand):
     """``auto`` as ``trek watch`` uses it: errors in Trek's words."""
 
     error_prefix = "trek: error: "
-
-
-class WatchMain(DoitMain):
-    """doit with Trek's ``auto`` command, whether or not the entry point is installed."""
-
-    def get_cmds(self) -> Any:
-        commands = super().get_cmds()
-        commands["auto"] = TrekAutoCommand
-        return commands
-
-
-def watch_project(
-    root: Path, options: dict[str, Any], verbose: bool = False, shutdown: bool = False
-) -> int:
-    """Run the project's workflow (task ``execute``) now and after every change until Ctrl-C.
-
-    Runtimes stay up afterwards unless ``shutdown``. Returns the exit code (0 after Ctrl-C).
-    """
-    code = WatchMain(ProjectLoader(root, options, verbose)).run(["auto", "execute"])
-    if shutdown:
-        from trek_tasks.localrun import shutdownenv
-        from trek_tasks.project import Project
-
-        shutdownenv(Project.load(root, workflow=False), (), True)
-    return int(code)

@@ -14,6 +14,7 @@ import contextlib
 import errno
 import io
 import json
+import os
 import re
 import signal
 import socket
@@ -186,24 +187,28 @@ def forward(channel: Channel, message: str) -> bool:
         reason = str(err) or type(err).__name__
     # The webhook's path may be its secret (chat webhooks are), so show only its origin.
     parts = urlsplit(channel.webhook)
-    print(
-        f"local Marvin: webhook of channel {channel.id} ({parts.scheme}://{parts.netloc})"
-        f" failed: {reason}",
-        file=sys.stderr,
-        flush=True,
-    )
+    log(f"webhook of channel {channel.id} ({parts.scheme}://{parts.netloc}) failed: {reason}")
     return False
+
+
+def log(text: str) -> None:
+    """One line on the server's log stream (stderr; a script's log file when started by
+    trek), read at call time so a redirected stderr is honoured."""
+    sys.stderr.write(f"local Marvin: {text}\n")
+    sys.stderr.flush()
 
 
 class Api:
     """The routes: each takes a :class:`Request` and returns ``(status, json)``."""
 
-    def __init__(self, store: Store, secret: str) -> None:
+    def __init__(self, store: Store, secret: str, token: str = "") -> None:
         self.store = store
         self.secret = secret
+        self.token = token
 
     def health(self, request: Request) -> Reply:
-        return 200, {"status": "ok", "name": NAME}
+        # pid and token: how the process that started this one knows it is its own
+        return 200, {"status": "ok", "name": NAME, "pid": os.getpid(), "token": self.token}
 
     def login(self, request: Request) -> Reply:
         body = _json_body(request)
@@ -467,7 +472,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.log_requests:
-            sys.stderr.write(f"local Marvin: {self.address_string()} {format % args}\n")
+            log(f"{self.address_string()} {format % args}")
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -522,6 +527,7 @@ class MarvinServer:
         host: str = "127.0.0.1",
         port: int = 0,
         log_requests: bool = False,
+        token: str = "",
     ) -> None:
         if not secret:
             raise BadInput("the local Marvin needs a non-empty secret (marvin_secret)", "secret")
@@ -531,6 +537,7 @@ class MarvinServer:
         self.host = host
         self.port = port
         self.log_requests = log_requests
+        self.token = token
         self._httpd: _HTTPServer | None = None
         self._store: Store | None = None
         self._thread: threading.Thread | None = None
@@ -559,7 +566,7 @@ class MarvinServer:
         except BaseException:
             httpd.server_close()
             raise
-        httpd.api = Api(self._store, self.secret)
+        httpd.api = Api(self._store, self.secret, self.token)
         self._httpd = httpd
         self._thread = threading.Thread(
             target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=NAME, daemon=True
@@ -649,12 +656,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         secret = read_secret(args.secret_file)
         inventory = load_inventory(args.inventory) if args.inventory else Inventory()
-        server = MarvinServer(args.db, inventory, secret, args.host, args.port, args.log_requests)
+        token = os.environ.get("TREK_PROCESS_TOKEN", "")
+        server = MarvinServer(
+            args.db, inventory, secret, args.host, args.port, args.log_requests, token
+        )
         server.start()
     except TrekError as err:
-        print(str(err), file=sys.stderr)
+        sys.stderr.write(f"{err}\n")
         return err.exit_code
-    print(f"local Marvin listening on {server.url}", flush=True)
+    # The ready line on stdout tells whoever started the server where it listens.
+    sys.stdout.write(f"local Marvin listening on {server.url}\n")
+    sys.stdout.flush()
     try:
         stopping.wait()
     finally:

@@ -7,29 +7,29 @@ import hashlib
 import json
 import sys
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from trek_tasks.project import Script
 
 
 @dataclass(frozen=True)
 class Handle:
-    """A started script: enough to reach it, check it and stop it (saved as JSON)."""
+    """A started script: enough to reach it, check it and stop it (saved as JSON).
+
+    ``ref`` names the running thing to its runtime (a pid as text, a container id) and
+    ``state`` holds what only that runtime reads (pid, port, log path, identity token).
+    """
 
     script_id: str
     runtime: str
-    pid: int
-    port: int
-    files: dict[str, str]
-    env_key: str
-    log_path: str
+    ref: str
+    url: str
+    state: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    env_key: str = ""
     envs_hash: str = ""
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
 
     def dump(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -44,25 +44,41 @@ class Handle:
 
 
 class Runtime(Protocol):
-    name: str  # the config value selecting this runtime
+    """What every runtime does; ``project`` is the project identity (``process.identity``)."""
 
-    def env_key(self, script: Script) -> str: ...  # what the environment depends on
+    # the config value selecting this runtime
+    name: str
 
-    def install_env(self, script: Script) -> Path: ...  # build (or reuse) the environment
+    # the URL a script must call to reach the local Marvin at ``url`` (as the host sees it)
+    def marvin_url_for_script(self, url: str) -> str: ...
 
+    # what the environment depends on (scripts with equal keys share one)
+    def env_key(self, script: Script) -> str: ...
+
+    # why the script's environment is not usable, or None (pre-commit's health_check)
+    def env_problem(self, script: Script) -> str | None: ...
+
+    # build the environment unless it is usable already
+    def install_env(self, script: Script) -> None: ...
+
+    # serve the script on ``port`` (0: any free one) with ``env`` added, tagged with the
+    # project identity, logging to ``log_path`` when the runtime keeps its own log;
+    # returns once it answers, else raises StepFailed
     def start(
-        self, script: Script, port: int, env: dict[str, str], log_path: Path
-    ) -> Handle: ...  # run the script's server; returns once it answers or raises StepFailed
+        self, script: Script, port: int, env: dict[str, str], log_path: Path, project: str = ""
+    ) -> Handle: ...
 
-    def healthy(self, handle: Handle) -> bool: ...  # running and answering as that script
+    # running, ours (its identity token answers) and serving
+    def healthy(self, handle: Handle) -> bool: ...
 
-    def stop(
-        self, handle: Handle, wait: bool = True
-    ) -> None: ...  # stop it (without waiting: ask it to stop and return); no-op when already gone
+    # stop it (without ``wait``: ask it to stop and return); a no-op when already gone
+    def stop(self, handle: Handle, wait: bool = True) -> None: ...
 
-    def logs(
-        self, handle: Handle, follow: bool, tail: int | None
-    ) -> Iterator[str]: ...  # the script's log lines
+    # its log lines: the last ``tail`` (all when None), then new ones when ``follow``
+    def logs(self, handle: Handle, follow: bool, tail: int | None) -> Iterator[str]: ...
+
+    # running scripts of this project, found without a state file naming them
+    def leftovers(self, project: str) -> list[Handle]: ...
 
 
 def requirements_lines(script: Script) -> list[str]:

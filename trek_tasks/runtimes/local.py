@@ -7,13 +7,9 @@ it when present (0.2 s warm), else ``venv`` + pip.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import http.client
-import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +18,7 @@ from pathlib import Path
 
 from trek_tasks.errors import StepFailed
 from trek_tasks.project import Script
+from trek_tasks.runtimes import process
 from trek_tasks.runtimes.base import (
     Handle,
     file_digests,
@@ -29,122 +26,16 @@ from trek_tasks.runtimes.base import (
     requirements_lines,
     sdk_hash,
 )
-from trek_tasks.store import ensure
+from trek_tasks.state import store_dir
+from trek_tasks.store import ensure, health_check
 
 READY_TIMEOUT = 20.0
-STOP_TIMEOUT = 5.0
 IMPORT_FAILED = 3
 PORT_IN_USE = 4
+ROLE = "script:"
 
-# Servers started by this interpreter, kept so they are reaped (not left as zombies or
-# reported as leaked) when this interpreter stops them; others are found by pid.
-_children: dict[int, subprocess.Popen[bytes]] = {}
-
-
-def track(proc: subprocess.Popen[bytes]) -> None:
-    _children[proc.pid] = proc
-
-
-def reap() -> None:
-    """Collect the exit status of children that have ended (no zombies in long sessions)."""
-    for pid, child in list(_children.items()):
-        if child.poll() is not None:
-            del _children[pid]
-
-
-def pid_alive(pid: int) -> bool:
-    """True when ``pid`` runs and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return []
-
-
-def get_json(port: int, path: str, timeout: float = 1.0) -> dict | None:
-    """GET a JSON document from 127.0.0.1:port, or None when nothing sensible answers."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        body = response.read()
-        if response.status != 200:
-            return None
-        data = json.loads(body)
-        return data if isinstance(data, dict) else None
-    except (OSError, ValueError, http.client.HTTPException):
-        return None
-    finally:
-        conn.close()
-
-
-def tail_lines(path: Path, count: int) -> list[str]:
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
-    return lines[-count:]
-
-
-def terminate(pid: int, timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM the process group of ``pid``, then SIGKILL what is left after ``timeout``."""
-    child = _children.pop(pid, None)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            break
-        except PermissionError:
-            os.kill(pid, sig)
-        if child is not None:
-            try:
-                child.wait(timeout)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and pid_alive(pid):
-            time.sleep(0.01)
-        if not pid_alive(pid):
-            return
-    if child is not None:
-        child.wait()
-
-
-def wait_ready(
-    proc: subprocess.Popen[bytes], port: int, name: str, log_path: Path, timeout: float
-) -> None:
-    """Poll ``/healthz`` until the server answers as ``name``; explain a death or a hang."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        code = proc.poll()
-        if code is not None:
-            _children.pop(proc.pid, None)
-            tail = "\n".join(tail_lines(log_path, 15))
-            reason = {
-                IMPORT_FAILED: "its handler failed to import",
-                PORT_IN_USE: f"port {port} is already in use",
-            }.get(code, f"it exited with code {code}")
-            raise StepFailed(f"{name} did not start: {reason}\n{tail}", name)
-        health = get_json(port, "/healthz", timeout=0.5)
-        if health is not None and health.get("pid", proc.pid) == proc.pid:
-            return
-        time.sleep(0.005)  # a refused connection costs microseconds; poll often
-    terminate(proc.pid)
-    raise StepFailed(f"{name} did not answer within {timeout:.0f} s; see {log_path}", name)
+# Asks an environment's interpreter where it installs packages.
+PURELIB = "import sys, sysconfig; sys.stdout.write(sysconfig.get_path('purelib'))"
 
 
 class LocalRuntime:
@@ -152,13 +43,25 @@ class LocalRuntime:
 
     name = "local"
 
+    def marvin_url_for_script(self, url: str) -> str:
+        return url
+
     def env_key(self, script: Script) -> str:
         digest = hashlib.sha256()
         digest.update("\n".join(requirements_lines(script)).encode())
         digest.update(sdk_hash().encode())
         return f"{self.name}-{python_tag()}-{digest.hexdigest()[:16]}"
 
-    def install_env(self, script: Script) -> Path:
+    def env_dir(self, script: Script) -> Path:
+        return store_dir() / "envs" / self.env_key(script)
+
+    def env_problem(self, script: Script) -> str | None:
+        return health_check(self.env_dir(script))
+
+    def install_env(self, script: Script) -> None:
+        self._install(script)
+
+    def _install(self, script: Script) -> Path:
         requirements = requirements_lines(script)
         about = {
             "runtime": self.name,
@@ -169,67 +72,66 @@ class LocalRuntime:
             "envs", self.env_key(script), lambda tmp: build_venv(tmp, requirements), about
         )
 
-    def start(self, script: Script, port: int, env: dict[str, str], log_path: Path) -> Handle:
+    def start(
+        self, script: Script, port: int, env: dict[str, str], log_path: Path, project: str = ""
+    ) -> Handle:
         files = file_digests(script)
-        env_dir = self.install_env(script)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                [
-                    str(env_dir / "bin" / "python"),
-                    "-m",
-                    "blcks.serve",
-                    "--script-dir",
-                    str(script.path),
-                    "--port",
-                    str(port),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, **env, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"},
-                cwd=script.path,
-                start_new_session=True,
-            )
-        track(proc)
-        wait_ready(proc, port, script.id, log_path, READY_TIMEOUT)
+        env_dir = self._install(script)
+        port = port or process.free_port()
+        command = script.kind.serve_command(script.path, env_dir / "bin" / "python", port)
+        pid, token = process.spawn(
+            command.args,
+            port=port,
+            name=script.id,
+            project=project,
+            role=ROLE + script.id,
+            log_path=log_path,
+            timeout=READY_TIMEOUT,
+            env={**env, **command.env, "PYTHONDONTWRITEBYTECODE": "1"},
+            cwd=script.path,
+            reasons={
+                IMPORT_FAILED: "its handler failed to import",
+                PORT_IN_USE: f"port {port} is already in use",
+            },
+        )
         return Handle(
             script_id=script.id,
             runtime=self.name,
-            pid=proc.pid,
-            port=port,
+            ref=str(pid),
+            url=f"http://127.0.0.1:{port}/",
+            state={"pid": pid, "port": port, "token": token, "log_path": str(log_path)},
             files=files,
             env_key=env_dir.name,
-            log_path=str(log_path),
         )
 
     def healthy(self, handle: Handle) -> bool:
-        if not pid_alive(handle.pid):
-            return False
-        args = cmdline(handle.pid)
-        if "blcks.serve" not in args or str(handle.port) not in args:
-            return False
-        health = get_json(handle.port, "/healthz")
-        return health is not None and health.get("pid") == handle.pid
+        state = handle.state
+        return process.healthy(
+            int(state.get("pid", 0)), int(state.get("port", 0)), str(state.get("token", ""))
+        )
 
     def stop(self, handle: Handle, wait: bool = True) -> None:
-        reap()
-        if not (pid_alive(handle.pid) and "blcks.serve" in cmdline(handle.pid)):
-            return
-        if wait:
-            terminate(handle.pid)
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(handle.pid, signal.SIGTERM)
+        process.stop(int(handle.state.get("pid", 0)), str(handle.state.get("token", "")), wait)
 
     def logs(self, handle: Handle, follow: bool, tail: int | None) -> Iterator[str]:
-        yield from read_log(Path(handle.log_path), follow, tail)
+        yield from read_log(Path(str(handle.state.get("log_path", ""))), follow, tail)
+
+    def leftovers(self, project: str) -> list[Handle]:
+        return [
+            Handle(
+                script_id=found.role.removeprefix(ROLE),
+                runtime=self.name,
+                ref=str(found.pid),
+                url="",
+                state={"pid": found.pid, "token": found.token},
+            )
+            for found in process.find(project, ROLE)
+        ]
 
 
 def read_log(path: Path, follow: bool, tail: int | None) -> Iterator[str]:
     """Lines of a log file (the last ``tail``), then new ones as they come when ``follow``."""
-    lines = tail_lines(path, tail) if tail is not None else tail_lines(path, 10**9)
-    yield from lines
+    yield from process.tail_lines(path, tail)
     if not follow:
         return
     with open(path, encoding="utf-8", errors="replace") as handle:
@@ -261,7 +163,7 @@ def build_venv(target: Path, requirements: list[str]) -> None:
         output = (err.stderr or b"").decode(errors="replace").strip()
         raise StepFailed(f"installing {', '.join(requirements)} failed: {output}") from None
     site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        [str(python), "-c", PURELIB],
         check=True,
         capture_output=True,
         text=True,

@@ -10,23 +10,23 @@ warning, how loose data is matched) are in docs/validation.md.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from trek_tasks import __version__
 from trek_tasks.config import CONFIG_NAME
-from trek_tasks.files import Document, display, dump_json, write_atomic
+from trek_tasks.events import emit
+from trek_tasks.files import Document, PathKey, display, dump_json, write_atomic
+from trek_tasks.names import reserved_problem
+from trek_tasks.paratypes import builtin_types
 from trek_tasks.project import LOCK, MANIFEST, PACKAGES, Project, Script
+from trek_tasks.resources import SCHEMA_NAMES
 from trek_tasks.validate.para import Para, check_para, validate_para
 from trek_tasks.validate.schema import (
-    SCHEMA_NAMES,
-    PathKey,
     Problem,
     Report,
     Subject,
-    builtin_types,
     get_at,
     load_schema,
     no_subject,
@@ -72,11 +72,15 @@ def _check_schema(report: Report, doc: Document, name: str, subject: Subject) ->
 
 
 def _check_specifiers(report: Report, doc: Document) -> None:
-    """packages.json values that are neither URLs nor zips must be PEP 440 specifiers."""
+    """packages.json names no reserved id, and values that are neither URLs nor zips
+    are PEP 440 specifiers."""
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
     listed = doc.data.get("packages") if isinstance(doc.data, dict) else None
     for script_id, spec in (listed if isinstance(listed, dict) else {}).items():
+        reserved = reserved_problem(script_id) if isinstance(script_id, str) else None
+        if reserved:
+            report.error(doc.where(("packages", script_id), key=True), reserved)
         if not isinstance(spec, str) or _URL_OR_FILE.search(spec.strip()):
             continue
         try:
@@ -183,8 +187,10 @@ def _blocks_graph_checks(path: PathKey) -> bool:
 
 
 def write_validated(project: Project, target: Path) -> None:
-    """The doit action: validate, print warnings, record the result in ``target``."""
+    """The doit action: validate, report warnings, record the result in ``target``."""
+    from trek_tasks.progress import Warned
+
     warnings = validate_project(project)
     for warning in warnings:
-        print(f"trek: warning: {warning}", file=sys.stderr)
+        emit(Warned(warning))
     write_atomic(target, dump_json({"trek": __version__, "warnings": warnings}))

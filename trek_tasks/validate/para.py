@@ -8,19 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from trek_tasks.errors import BadInput
-from trek_tasks.files import load_marked
-from trek_tasks.validate.schema import (
-    Finding,
-    PathKey,
-    Problem,
-    a_type,
-    builtin_types,
-    did_you_mean,
-    schema_problems,
-    shown,
-)
+from trek_tasks.files import PathKey, load_marked, shown
+from trek_tasks.names import reserved_problem
+from trek_tasks.paratypes import TYPES, field_type, is_type, resolve_field
+from trek_tasks.validate.schema import Finding, Problem, a_type, did_you_mean, schema_problems
 
-TYPES = ("string", "integer", "number", "boolean", "array", "object")
 # In an installed para, problems under these top-level keys make the para unusable.
 _FATAL_PARA_KEYS = frozenset({"id", "version", "inputs"})
 
@@ -35,16 +27,6 @@ class Para:
     inputs: Mapping[str, Mapping[str, Any]]
     outputs: Mapping[str, Mapping[str, Any]]
     required: tuple[str, ...]
-
-
-def resolve_field(spec: Any) -> dict[str, Any]:
-    """A para field with its built-in ``$ref`` type filled in ({} when not a mapping)."""
-    if not isinstance(spec, Mapping):
-        return {}
-    ref = spec.get("$ref")
-    builtin = builtin_types().get(ref) if isinstance(ref, str) else None
-    own = {k: v for k, v in spec.items() if k != "$ref"}
-    return {**own, **builtin} if builtin else own
 
 
 def _para_subject(data: Any, path: PathKey) -> tuple[str, int]:
@@ -62,22 +44,6 @@ def _fatal_in_installed(problem: Problem) -> bool:
     if path[0] in _FATAL_PARA_KEYS and problem.validator != "additionalProperties":
         return len(path) == 1 or (len(path) == 2 and problem.validator == "type")
     return False
-
-
-def _is_type(value: Any, type_name: str) -> bool:
-    if type_name == "string":
-        return isinstance(value, str)
-    if type_name == "boolean":
-        return isinstance(value, bool)
-    if type_name == "integer":
-        return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, float) and value.is_integer()
-        )
-    if type_name == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if type_name == "array":
-        return isinstance(value, list)
-    return isinstance(value, dict)
 
 
 def _truth(value: Any) -> bool | None:
@@ -104,13 +70,13 @@ def _field_quirks(spec: Any, path: PathKey, label: str) -> Iterator[tuple[PathKe
     """Enum/default values that do not fit the declared type, recursing into fields."""
     if not isinstance(spec, Mapping):
         return
-    kind = spec.get("type")
+    found = field_type(spec)
     enum = spec.get("enum")
-    typed = isinstance(kind, str) and kind in TYPES
-    kind = str(kind)
+    typed = found is not None
+    kind = str(found)
     if typed and isinstance(enum, list):
         for i, option in enumerate(enum):
-            if not _is_type(option, kind):
+            if not is_type(option, kind):
                 note = ""
                 if kind == "boolean" and _truth(option) is not None:
                     note = f" (read as {str(_truth(option)).lower()})"
@@ -126,7 +92,7 @@ def _field_quirks(spec: Any, path: PathKey, label: str) -> Iterator[tuple[PathKe
             )
     default = spec.get("default")
     if typed and default is not None:
-        if not _is_type(default, kind):
+        if not is_type(default, kind):
             yield path + ("default",), f"{label}: default {shown(default)} is not {a_type(kind)}"
         elif isinstance(enum, list) and not any(enum_match(default, o) for o in enum):
             yield path + ("default",), f"{label}: default {shown(default)} is not an enum value"
@@ -170,6 +136,10 @@ def check_para(path: Path, own: bool) -> tuple[list[Finding], list[Finding], Par
                 "rename one of them",
             )
         )
+        usable = False
+    reserved = reserved_problem(para_id) if isinstance(para_id, str) else None
+    if reserved:
+        errors.append(Finding(doc.where(("id",)), reserved))
         usable = False
     if isinstance(version, str) and version:
         try:

@@ -8,15 +8,14 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from trek_tasks.errors import BadInput, ManyErrors
-from trek_tasks.files import Document, load_marked
+from trek_tasks.files import Document, PathKey, load_marked, shown
+from trek_tasks.names import SCRIPT_ID_PATTERN
+from trek_tasks.resources import read_schema
 
-SCHEMA_NAMES = ("graph", "para", "packages", "lock", "config", "data", "event")
-PathKey = tuple[Any, ...]
 _LOCATION = re.compile(r"(.*):(\d+):(\d+)")
 
 # --- schemas ------------------------------------------------------------------------
@@ -24,15 +23,21 @@ _LOCATION = re.compile(r"(.*):(\d+):(\d+)")
 
 @functools.cache
 def load_schema(name: str) -> dict[str, Any]:
-    """The JSON Schema ``name`` (one of ``SCHEMA_NAMES``), read once from the package."""
-    if name not in SCHEMA_NAMES:
-        raise ValueError(f"unknown schema {name!r}; known: {', '.join(SCHEMA_NAMES)}")
-    text = (resources.files("trek_tasks") / "schemas" / f"{name}.json").read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
+    """The JSON Schema ``name`` (one of ``resources.SCHEMA_NAMES``), read once, with what
+    the code owns filled in: the runtimes, the kinds' code-base keys, the script-id rule."""
+    schema = read_schema(name)
+    script_id = f"^{SCRIPT_ID_PATTERN}$"
     if name == "config":
-        from trek_tasks.runtimes import RUNTIMES
+        from trek_tasks.kinds import code_base_defaults
+        from trek_tasks.runtimes import CONFIG_CHOICES
 
-        schema["properties"]["runtime"]["enum"] = [*RUNTIMES, "", None]
+        schema["properties"]["runtime"]["enum"] = [*CONFIG_CHOICES, "", None]
+        for key in code_base_defaults():
+            schema["properties"].setdefault(key, {"type": ["string", "null"]})
+    elif name == "para":
+        schema["properties"]["id"]["pattern"] = script_id
+    elif name == "packages":
+        schema["properties"]["packages"]["propertyNames"]["pattern"] = script_id
     return schema
 
 
@@ -41,12 +46,6 @@ def _validator(name: str) -> Any:
     from jsonschema import Draft202012Validator
 
     return Draft202012Validator(load_schema(name))
-
-
-def builtin_types() -> dict[str, dict[str, Any]]:
-    """The para ``$ref`` types (``pn_ids_host`` ...) by name."""
-    defs = load_schema("para")["$defs"]
-    return {name: spec for name, spec in defs.items() if name.startswith("pn_")}
 
 
 # --- collecting findings ------------------------------------------------------------
@@ -132,11 +131,6 @@ def get_at(data: Any, path: PathKey) -> Any:
         except (KeyError, IndexError, TypeError):
             return None
     return data
-
-
-def shown(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _kind(value: Any) -> str:

@@ -9,11 +9,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from trek_tasks.files import Document
+from trek_tasks.files import Document, PathKey
 from trek_tasks.graph import Edge, Node, Workflow
+from trek_tasks.kinds import default_kind
+from trek_tasks.names import reserved_problem
+from trek_tasks.paratypes import resolve_field
 from trek_tasks.project import Project
-from trek_tasks.validate.para import Para, resolve_field, sub_field, value_problem
-from trek_tasks.validate.schema import PathKey, Report, did_you_mean, get_at, with_article
+from trek_tasks.validate.para import Para, sub_field, value_problem
+from trek_tasks.validate.schema import Report, did_you_mean, get_at, with_article
 
 _LEADING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MONTHS = {m: i for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)}
@@ -252,9 +255,13 @@ class GraphChecks:
 
     def check_script(self, node: Node) -> None:
         project, script_id = self.project, node.script_id
+        where = self.node_at(node, "metadata", "script", "id")
+        reserved = reserved_problem(script_id)
+        if reserved:
+            self.report.error(where, f"node {node.id}: {reserved}")
+            return
         if script_id in project.scripts:
             return
-        where = self.node_at(node, "metadata", "script", "id")
         if script_id in project.packages:
             self.report.error(
                 where, f"node {node.id}: script '{script_id}' is not installed; run `trek install`"
@@ -265,7 +272,7 @@ class GraphChecks:
         self.report.error(
             where,
             f"node {node.id}: unknown script '{script_id}'{hint}; "
-            f"create it with `trek createblcks {script_id}` "
+            f"create it with `trek create{default_kind().name} {script_id}` "
             f"or install it with `trek install {script_id}`",
         )
 

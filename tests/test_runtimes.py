@@ -1,0 +1,118 @@
+"""Every runtime in RUNTIMES passes one conformance test (pre-commit's ``run_language``);
+the local runtime's process identity is checked on its own."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from blcks.testing import make_event
+from trek_tasks.environment import load_runtime
+from trek_tasks.project import Script
+from trek_tasks.runtimes import RUNTIMES, process
+from trek_tasks.runtimes.base import Handle, Runtime
+
+HANDLER = """\
+from blcks import blcks
+
+FAAS_METHOD_NAME = "echo"
+
+
+@blcks
+def main(event, context):
+    pass
+
+
+@blcks.script("echo")
+def process(word):
+    blcks.logger.info("echo called with %s", word)
+    return {"said": word}
+"""
+
+
+def echo_script(folder: Path) -> Script:
+    path = folder / "echo"
+    (path / "handler").mkdir(parents=True)
+    (path / "echo.para").write_text(
+        "id: echo\nversion: '0.1.0'\ninputs:\n  word: {type: string}\noutputs: {}\n"
+    )
+    (path / "handler" / "__init__.py").write_text("")
+    (path / "handler" / "handler.py").write_text(HANDLER)
+    script = Script.load(path, installed=False)
+    assert script is not None
+    return script
+
+
+def invoke(handle: Handle, inputs: dict[str, str]) -> dict[str, str]:
+    body = json.dumps(make_event(inputs, action="echo")).encode()
+    request = urllib.request.Request(handle.url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer: dict[str, str] = json.loads(response.read())
+    return answer
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty environment store, so ``env_problem`` starts with a reason."""
+    monkeypatch.setenv("TREK_HOME", str(tmp_path / "store"))
+    return tmp_path / "store"
+
+
+@pytest.mark.parametrize("name", sorted(RUNTIMES))
+def test_runtime_conformance(name: str, tmp_path: Path, store: Path) -> None:
+    runtime: Runtime = load_runtime(name)
+    assert runtime.name == name
+    script = echo_script(tmp_path)
+    assert isinstance(runtime.env_problem(script), str)
+    runtime.install_env(script)
+    assert runtime.env_problem(script) is None
+    assert runtime.marvin_url_for_script("http://127.0.0.1:5000").endswith(":5000")
+
+    project = str(tmp_path / "proj2")
+    handle = runtime.start(script, 0, {}, tmp_path / "echo.log", project)
+    try:
+        assert (handle.script_id, handle.runtime) == ("echo", name)
+        assert Handle.load(write(tmp_path / "echo.json", handle)) == handle
+        assert runtime.healthy(handle)
+        assert invoke(handle, {"word": "hello"}) == {"said": "hello"}
+        assert any("echo called with hello" in line for line in runtime.logs(handle, False, None))
+        assert len(list(runtime.logs(handle, False, 1))) == 1
+        assert [h.script_id for h in runtime.leftovers(project)] == ["echo"]
+        assert runtime.leftovers(str(tmp_path / "proj")) == []  # exact, not a path prefix
+    finally:
+        runtime.stop(handle)
+    assert not runtime.healthy(handle)
+    assert runtime.leftovers(project) == []
+    runtime.stop(handle)  # already gone: a no-op
+
+
+def write(path: Path, handle: Handle) -> Path:
+    path.write_text(handle.dump())
+    return path
+
+
+def test_local_identity_is_the_token_not_the_pid(tmp_path: Path, store: Path) -> None:
+    runtime = load_runtime("local")
+    handle = runtime.start(echo_script(tmp_path), 0, {}, tmp_path / "echo.log", str(tmp_path))
+    try:
+        forged = replace(handle, state={**handle.state, "token": "forged"})
+        assert not runtime.healthy(forged)
+        runtime.stop(forged)  # not ours by that token: left running
+        assert runtime.healthy(handle)
+        found = process.ours(int(handle.ref))
+        assert found is not None
+        assert (found.project, found.role) == (str(tmp_path), "script:echo")
+    finally:
+        runtime.stop(handle)
+    assert not process.pid_alive(int(handle.ref))
+
+
+def test_a_process_that_is_not_ours_is_never_stopped() -> None:
+    import os
+
+    assert process.ours(os.getpid()) is None
+    assert not process.stop(os.getpid(), "any", wait=False)

@@ -1,0 +1,121 @@
+"""Environment commands: initenv, shutdownenv, logs, run, watch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from trek_tasks.commands import Session, command, load_project, pass_session, path_option, run_tasks
+
+
+def shut_down(path: Path | None, actions: tuple[str, ...], all_: bool) -> None:
+    """Stop script runtimes (and with ``all_`` or no ``actions`` the local Marvin), saying so."""
+    from trek_tasks.localrun import shutdownenv
+
+    project = load_project(path, workflow=False)
+    click.echo("Closing environment...")
+    shutdownenv(project, actions, all_)
+    click.echo("Done")
+
+
+@command()
+@path_option
+@click.argument("actions", nargs=-1)
+@click.option("--no-overwrite", is_flag=True, help="Keep scripts that are already running.")
+@pass_session
+def initenv(
+    session: Session, path: Path | None, actions: tuple[str, ...], no_overwrite: bool
+) -> None:
+    """Start the runtime of each script (default: all the graph uses) and the local Marvin."""
+    from trek_tasks.localrun import check_installed
+    from trek_tasks.localrun import initenv as start
+
+    run_tasks(session, path, ["install"])
+    project = load_project(path)
+    check_installed(project, actions)
+    click.echo("Starting environment...")
+    start(project, actions, no_overwrite)
+    click.echo("Done")
+
+
+@command()
+@path_option
+@click.argument("actions", nargs=-1)
+@click.option("-a", "--all", "all_", is_flag=True, help="Stop everything of this project.")
+def shutdownenv(path: Path | None, actions: tuple[str, ...], all_: bool) -> None:
+    """Stop script runtimes (default or -a: all of them and the local Marvin)."""
+    shut_down(path, actions, all_)
+
+
+@command()
+@path_option
+@click.argument("actions", nargs=-1)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+@click.option("--tail", type=click.IntRange(min=0), default=None, help="Only the last N lines.")
+def logs(path: Path | None, actions: tuple[str, ...], follow: bool, tail: int | None) -> None:
+    """Print script logs."""
+    from trek_tasks.localrun import log_lines
+
+    for line in log_lines(load_project(path), actions, follow, tail):
+        click.echo(line)
+
+
+@command("run")
+@path_option
+@click.option("--detail", is_flag=True, help="Show what each script logged.")
+@click.option(
+    "--next-interval",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Seconds to wait before each next node.",
+)
+@click.option("--auto", is_flag=True, help="Bring changed or lost runtimes up first (default).")
+@click.option("--once", is_flag=True, help="Shut the environment down after the run.")
+@click.option(
+    "--reuse",
+    is_flag=True,
+    help="Reuse outputs of unchanged nodes from the last run (side-effect-free scripts only).",
+)
+@pass_session
+def run_cmd(
+    session: Session,
+    path: Path | None,
+    detail: bool,
+    next_interval: float,
+    auto: bool,
+    once: bool,
+    reuse: bool,
+) -> None:
+    """Run the workflow locally (restarting only what changed)."""
+    try:
+        run_tasks(
+            session,
+            path,
+            ["execute"],
+            detail=detail,
+            interval=next_interval,
+            always_run=True,
+            reuse=reuse,
+        )
+    finally:
+        if once:
+            shut_down(path, (), True)
+
+
+@command()
+@path_option
+@click.option("--detail", is_flag=True, help="Show what each script logged.")
+@click.option("--shutdown", is_flag=True, help="Stop the runtimes when the watch ends.")
+@pass_session
+def watch(session: Session, path: Path | None, detail: bool, shutdown: bool) -> int:
+    """Run the workflow now and again after every change (Ctrl-C stops; runtimes stay up)."""
+    from trek_tasks.options import TaskOptions
+    from trek_tasks.project import find_root
+    from trek_tasks.runner import watch_project
+
+    root = find_root(path or Path.cwd())
+    code = watch_project(root, TaskOptions(detail=detail, always_run=True), session.verbose)
+    if shutdown:
+        shut_down(root, (), True)
+    return code

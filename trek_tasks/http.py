@@ -1,0 +1,300 @@
+"""The one HTTP layer: timeouts, retries of idempotent calls, one error style, no credentials.
+
+A failure reads ``GET http://host/path: HTTP 404: <msg>`` or ``GET http://host/path: cannot
+connect: <reason>``. Messages never hold a token, a password or an Authorization header:
+URLs lose their user info and token-like query values, and the credentials a call sent
+are blanked out of whatever the server or the network stack said. Idempotent calls (GET,
+HEAD, PUT, DELETE, OPTIONS) are retried with backoff when the connection fails or the
+answer is 502, 503 or 504; a POST is sent once. requests is imported inside the functions
+that call it, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from time import sleep
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+
+from trek_tasks.errors import StepFailed
+
+if TYPE_CHECKING:
+    import requests
+
+Timeout = float | tuple[float, float]  # seconds, or (connect, read)
+
+TIMEOUT: tuple[float, float] = (5.0, 30.0)
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+RETRY_STATUSES = frozenset({502, 503, 504})
+ATTEMPTS = 3
+BACKOFF = 0.1  # seconds before the second attempt, doubled before each further one
+MASK = "..."
+_TOKEN_LIKE = re.compile(
+    r"token|jwt|secret|passw|pwd|key|sig|auth|credential|session|cookie", re.IGNORECASE
+)
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"()]+)")
+_MIN_SECRET = 6  # shorter values are not blanked (they would mangle the message)
+_DETAIL_CHARS = 200
+
+
+class HttpError(StepFailed):
+    """A call that failed: ``status`` and ``phrase`` of the answer with ``detail``, what the
+    server said; or status 0 and ``why`` no answer came (``connected``: the connection was
+    made, the answer did not come)."""
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        status: int = 0,
+        phrase: str = "",
+        detail: str = "",
+        why: str = "",
+        connected: bool = False,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.status = status
+        self.phrase = phrase
+        self.detail = detail
+        self.why = why
+        self.connected = connected
+        super().__init__(f"{method} {url}: {self.summary}")
+
+    @property
+    def summary(self) -> str:
+        """The message without the method and URL."""
+        if self.status:
+            said = self.detail or self.phrase
+            return f"HTTP {self.status}: {said}" if said else f"HTTP {self.status}"
+        return self.why if self.connected else f"cannot connect: {self.why}"
+
+
+@dataclass(frozen=True)
+class Response:
+    """A successful (2xx) answer, read whole."""
+
+    status: int
+    phrase: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def shown_url(url: str, hide_query: bool = False) -> str:
+    """``url`` fit for messages: no user or password, no fragment, ``...`` for the value of
+    each token-like query parameter (with ``hide_query`` the whole query reads ``...``).
+    Other schemes (``file://``, plain paths) pass unchanged."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    if hide_query:
+        query = MASK if parts.query else ""
+    else:
+        query = "&".join(_shown_param(param) for param in parts.query.split("&"))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _shown_param(param: str) -> str:
+    name, equals, value = param.partition("=")
+    return f"{name}={MASK}" if equals and _TOKEN_LIKE.search(unquote(name)) else param
+
+
+def secrets_of(url: str, headers: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The credentials a call carries: user info, token-like query values and headers."""
+    parts = urlsplit(url)
+    found = [parts.password or "", parts.username or ""]
+    found += [value for name, value in parse_qsl(parts.query) if _TOKEN_LIKE.search(name)]
+    for name, value in (headers or {}).items():
+        if _TOKEN_LIKE.search(name):
+            found += [value, *value.split()[1:]]  # "Bearer <token>": the token alone too
+    return tuple(sorted({s for s in found if len(s) >= _MIN_SECRET}, key=len, reverse=True))
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with each of ``secrets`` replaced by ``...`` (too short ones are left)."""
+    for secret in secrets:
+        if len(secret) >= _MIN_SECRET:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def reason(err: BaseException) -> str:
+    """A short why for a network failure (``Connection refused``): no reprs, no URLs."""
+    found = _ERRNO.search(str(err))
+    if found:
+        return found.group(1).strip()
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return str(err).strip() or type(err).__name__
+
+
+def detail_of(body: bytes) -> str:
+    """What an error answer says: its JSON ``msg``/``message``/``error``, else its first line."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for key in ("msg", "message", "error", "detail"):
+            if isinstance(data.get(key), str) and data[key]:
+                return str(data[key])[:_DETAIL_CHARS]
+    lines = body.decode(errors="replace").strip().splitlines()
+    return lines[0][:_DETAIL_CHARS] if lines else ""
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What a failure message may say about a call, and what it must not."""
+
+    method: str
+    url: str  # as shown
+    secrets: tuple[str, ...]
+    connect: float
+    read: float
+
+    @classmethod
+    def create(
+        cls, method: str, url: str, headers: Mapping[str, str] | None, timeout: Timeout
+    ) -> _Call:
+        connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        return cls(method.upper(), shown_url(url), secrets_of(url, headers), connect, read)
+
+    def no_answer(self, err: Exception) -> HttpError:
+        """The HttpError for a requests exception."""
+        import requests
+
+        text = str(err)
+        if isinstance(err, requests.ConnectTimeout):
+            return self._error(f"timed out after {self.connect:g} s")
+        if isinstance(err, requests.Timeout) or "timed out" in text.lower():
+            return self._error(f"no answer within {self.read:g} s", connected=True)
+        if isinstance(err, requests.ConnectionError):
+            found = _ERRNO.search(text)
+            return self._error(found.group(1).strip() if found else "connection failed")
+        if isinstance(err, ValueError):  # MissingSchema, InvalidURL, ...
+            return self._error("not a usable URL")
+        return self._error(type(err).__name__)
+
+    def answered(self, status: int, phrase: str, body: bytes) -> HttpError:
+        return HttpError(
+            self.method,
+            self.url,
+            status,
+            scrub(phrase, self.secrets),
+            scrub(detail_of(body), self.secrets),
+        )
+
+    def _error(self, why: str, connected: bool = False) -> HttpError:
+        return HttpError(self.method, self.url, why=scrub(why, self.secrets), connected=connected)
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A 2xx answer whose body is read in chunks (``with stream(...) as answer``)."""
+
+    status: int
+    phrase: str
+    headers: Mapping[str, str]
+    raw: requests.Response = field(repr=False)
+    call: _Call = field(repr=False)
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        import requests
+
+        try:
+            yield from self.raw.iter_content(size)
+        except requests.RequestException as err:
+            raise self.call.no_answer(err) from None
+
+
+def _send(
+    call: _Call,
+    url: str,
+    headers: Mapping[str, str] | None,
+    body: bytes | None,
+    timeout: Timeout,
+    stream: bool,
+) -> requests.Response:
+    """The first 2xx answer, retrying idempotent calls; else HttpError."""
+    import requests
+
+    attempts = ATTEMPTS if call.method in IDEMPOTENT else 1
+    for attempt in range(1, attempts + 1):
+        last = attempt == attempts
+        try:
+            response = requests.request(
+                call.method,
+                url,
+                headers=dict(headers or {}),
+                data=body,
+                timeout=timeout,
+                stream=stream,
+            )
+        except requests.ConnectionError as err:
+            error = call.no_answer(err)
+            if last or error.connected:  # a read that timed out is not tried again
+                raise error from None
+            sleep(BACKOFF * 2 ** (attempt - 1))
+            continue
+        except requests.RequestException as err:
+            raise call.no_answer(err) from None
+        if 200 <= response.status_code < 300:
+            return response
+        if response.status_code in RETRY_STATUSES and not last:
+            response.close()
+            sleep(BACKOFF * 2 ** (attempt - 1))
+            continue
+        with response:
+            try:
+                content = response.content
+            except requests.RequestException:
+                content = b""
+        raise call.answered(response.status_code, response.reason or "", content)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def request(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    payload: Any = None,
+    body: bytes | None = None,
+    timeout: Timeout = TIMEOUT,
+) -> Response:
+    """Call ``url`` and read the whole answer (``payload`` is sent as JSON). Raises HttpError
+    unless the answer is 2xx."""
+    headers = dict(headers or {})
+    if payload is not None:
+        body = json.dumps(payload).encode()
+        headers.setdefault("Content-Type", "application/json")
+    call = _Call.create(method, url, headers, timeout)
+    response = _send(call, url, headers, body, timeout, stream=False)
+    return Response(response.status_code, response.reason or "", response.headers, response.content)
+
+
+@contextmanager
+def stream(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: Timeout = TIMEOUT,
+) -> Iterator[Stream]:
+    """Call ``url`` and yield the answer before its body is read (downloads with a size
+    limit or a progress bar). Raises HttpError unless the answer is 2xx."""
+    call = _Call.create(method, url, headers, timeout)
+    response = _send(call, url, headers, None, timeout, stream=True)
+    with response:
+        yield Stream(response.status_code, response.reason or "", response.headers, response, call)

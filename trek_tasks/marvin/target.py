@@ -1,0 +1,96 @@
+"""Which Marvin a project (or a lone script folder) talks to, resolved once.
+
+The configured ``marvin_url`` with its ``marvin_JWT`` when set (a remote Marvin), else
+the project's local Marvin: its URL from the environment state and a token signed with
+the local secret for the inventory's first user. This module is the only reader of
+those two config keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from trek_tasks.marvin.client import MarvinClient
+
+FALLBACK_USER = "trek"  # the token's user when the inventory names none
+
+
+class Settings(Protocol):
+    """Config as read here (``Config`` or a plain dict)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+class LocalMarvin(Protocol):
+    """What resolving needs from a project's environment (``Environment`` has it)."""
+
+    @property
+    def marvin_url(self) -> str: ...  # the running local Marvin's URL (from its state)
+
+    @property
+    def inventory(self) -> Path: ...  # the inventory it serves
+
+    def secret(self) -> str: ...  # the secret it signs tokens with
+
+
+class ScriptNetwork(Protocol):
+    """The part of a ``Runtime`` that says how its scripts see the host."""
+
+    def marvin_url_for_script(self, url: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class MarvinTarget:
+    """A Marvin URL, the token to use there and whether it is the project's local one.
+
+    An empty ``url`` means no Marvin at all (a lone script outside a project); scripts
+    then fall back to their ``MARVIN_URL``."""
+
+    url: str
+    token: str
+    local: bool
+
+    @property
+    def client(self) -> MarvinClient:
+        return MarvinClient(self.url, self.token)
+
+    def url_for_script(self, runtime: ScriptNetwork) -> str:
+        """The URL a script served by ``runtime`` must call (a container cannot use the
+        host's 127.0.0.1)."""
+        return runtime.marvin_url_for_script(self.url) if self.url else ""
+
+
+NO_MARVIN = MarvinTarget("", "", local=False)
+
+
+def remote(config: Settings) -> MarvinTarget | None:
+    """The configured remote Marvin, or None when the local one is used."""
+    url = str(config["marvin_url"] or "")
+    return MarvinTarget(url, str(config["marvin_JWT"] or ""), local=False) if url else None
+
+
+def is_remote(config: Settings) -> bool:
+    """True when a remote Marvin is configured (no local Marvin is started then)."""
+    return remote(config) is not None
+
+
+def local_token(local: LocalMarvin) -> str:
+    """The one token rule for a local Marvin: its secret signs the inventory's first user."""
+    from trek_tasks.marvin.inventory import load_inventory
+    from trek_tasks.marvin.tokens import issue_token
+
+    users = load_inventory(local.inventory).users
+    return issue_token(local.secret(), users[0].username if users else FALLBACK_USER)
+
+
+def resolve(config: Settings, local_env: LocalMarvin | None) -> MarvinTarget:
+    """The remote Marvin ``config`` names, else ``local_env``'s local Marvin (read its URL
+    after starting it), else, with neither, ``NO_MARVIN``."""
+    configured = remote(config)
+    if configured is not None:
+        return configured
+    if local_env is None:
+        return NO_MARVIN
+    return MarvinTarget(local_env.marvin_url, local_token(local_env), local=True)

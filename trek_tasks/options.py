@@ -1,0 +1,16 @@
+"""What a command asks of the doit tasks it runs, as one frozen value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """Options the task creators read (``trek run --detail``, ``trek pack --auto-pos`` ...)."""
+
+    detail: bool = False  # print what each script logged while its node ran
+    interval: float = 0.0  # seconds to wait between nodes
+    reuse: bool = False  # take unchanged nodes' outputs from the last run record
+    always_run: bool = False  # run the workflow even when nothing it reads changed
+    auto_pos: bool = False  # pack:workflow lays out node positions

@@ -1,0 +1,216 @@
+"""The terminal reporter: Trek's lines for the events of the engine and the library steps.
+
+Besides the commands, this is the only module that writes to the terminal (doit's
+reporters and pre-commit's ``output.py`` play the same part). ``attach()`` subscribes it
+to :mod:`trek_tasks.events`; the commands also hand it the results they print, so a
+step's words are the same whether ``trek`` or a doit task ran it.
+
+Events are told apart by class name (one ``on_<Event>`` method each), so neither this
+module nor attaching it imports the event types: ``trek --help`` and ``doit list`` stay
+light.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trek_tasks import events
+
+if TYPE_CHECKING:
+    from trek_tasks import engine as run
+    from trek_tasks import progress as step
+    from trek_tasks.graph import Node
+
+Echo = Callable[[str], None]
+
+
+def _out(text: str) -> None:
+    import click  # here, not above: attaching the reporter must cost nothing
+
+    click.echo(text)
+
+
+def _err(text: str) -> None:
+    import click
+
+    click.echo(text, err=True)
+
+
+def _shown(path: Path) -> str:
+    from trek_tasks.files import display
+
+    return display(path)
+
+
+def node_line(tag: str, node: Node, script_type: str) -> str:
+    return (
+        f"[{tag}] id: {node.id}, type: {node.type}, "
+        f"scriptId: {node.script_id}, scriptType: {script_type}"
+    )
+
+
+def summary_lines(report: step.RunReported) -> list[str]:
+    """The table after a local run: every node that started, then the messages sent."""
+    lines = ["Summary:"]
+    nodes = sorted(report.result.nodes.values(), key=lambda n: (n.started == 0, n.started))
+    for node in nodes:
+        label = node.script_id or node.type
+        lines.append(f"  {node.id:>4}  {label:<20} {node.status:<8} {node.duration * 1000:8.1f} ms")
+    if report.messages:
+        lines.append("Messages sent:")
+        for message in report.messages:
+            channel = message.get("channel_name") or message["channel_id"]
+            lines.append(f"  [{channel}] {message['message']}")
+    return lines
+
+
+def install_lines(report: step.InstallReport) -> list[str]:
+    if report.in_sync:
+        from trek_tasks.project import INSTALLED_DIR, LOCK
+
+        return [f"Nothing to install: {INSTALLED_DIR}/ matches {LOCK}"]
+    lines = [
+        f"{s.id}:{s.version} {'installed' if s.extracted else 'already installed'}"
+        for s in report.installed
+    ]
+    return lines + [f"{script_id} uninstalled" for script_id in report.removed]
+
+
+class Terminal:
+    """Shows each event it receives as Trek's line(s); events it has no words for are
+    ignored. ``out``/``err`` write one line each (click.echo by default)."""
+
+    def __init__(self, out: Echo = _out, err: Echo = _err) -> None:
+        self.out = out
+        self.err = err
+        self.bar: Any = None  # the progress bar of the download under way
+
+    def __call__(self, event: object) -> None:
+        show = getattr(self, f"on_{type(event).__name__}", None)
+        if show is not None:
+            show(event)
+
+    # A run (trek_tasks.engine)
+
+    def on_RunStarted(self, event: run.RunStarted) -> None:
+        self.out(f"Workflow [{event.workflow}] start...")
+
+    def on_NodeStarted(self, event: run.NodeStarted) -> None:
+        node = event.node
+        self.out(f"[TRIGGER] id: {node.id}, type: {node.type}, interval: {event.interval:g}")
+        if node.type != "trigger":
+            self.out(node_line("EXEC", node, event.script_type))
+
+    def on_NodeFinished(self, event: run.NodeFinished) -> None:
+        if event.node.type != "trigger":
+            self.out(node_line("FINISH", event.node, event.script_type))
+
+    def on_NodeReused(self, event: run.NodeReused) -> None:
+        self.out(node_line("REUSE", event.node, event.script_type))
+
+    def on_NodeFailed(self, event: run.NodeFailed) -> None:
+        self.out(node_line("FAIL", event.node, event.script_type))
+
+    def on_NodeSkipped(self, event: run.NodeSkipped) -> None:
+        node = event.node
+        self.out(
+            f"[SKIP] id: {node.id}, type: {node.type}, scriptId: {node.script_id} ({event.reason})"
+        )
+
+    def on_RunFinished(self, event: run.RunFinished) -> None:
+        if event.result.status == "done":
+            self.out(f"Done. [{event.result.workflow}]")
+
+    # Library steps (trek_tasks.progress)
+
+    def on_ScriptLogged(self, event: step.ScriptLogged) -> None:
+        for line in event.lines:
+            self.out(f"    {event.script_id} | {line}")
+
+    def on_RunReported(self, event: step.RunReported) -> None:
+        for line in summary_lines(event):
+            self.out(line)
+
+    def on_GraphWritten(self, event: step.GraphWritten) -> None:
+        self.out(f"Graph written: {_shown(event.path)} ({', '.join(event.formats)})")
+
+    def on_Packing(self, event: step.Packing) -> None:
+        self.out(f"Packing blcks: {_shown(event.source)}")
+
+    def on_Packed(self, event: step.Packed) -> None:
+        self.out(f"Success packing, output: {_shown(event.dest)}")
+
+    def on_Starting(self, event: step.Starting) -> None:
+        first = event.reason == "not running"
+        self.out(f"starting {event.label}..." if first else f"restart {event.name}: {event.reason}")
+
+    def on_Stopping(self, event: step.Stopping) -> None:
+        self.out(f"closing {event.label}...")
+
+    def on_InstallReport(self, event: step.InstallReport) -> None:
+        for line in install_lines(event):
+            self.out(line)
+
+    def on_TestsStarted(self, event: step.TestsStarted) -> None:
+        self.out(f"testing {event.script_id}...")
+
+    def on_TestsPassed(self, event: step.TestsPassed) -> None:
+        self.out(event.summary)
+
+    def on_Warned(self, event: step.Warned) -> None:
+        self.err(f"trek: warning: {event.text}")
+
+    def on_Published(self, event: step.Published) -> None:
+        where = _shown(event.dest)
+        if event.already:
+            self.out(f"{event.script_id} {event.version} is already published: {where}")
+        else:
+            self.out(f"Published {event.script_id} {event.version}: {where}")
+
+    def on_IndexWritten(self, event: step.IndexWritten) -> None:
+        self.out(f"Index written: {_shown(event.path)}")
+
+    def on_PublishReport(self, event: step.PublishReport) -> None:
+        for published in event.published:
+            self.on_Published(published)
+        self.out(f"Index written: {_shown(event.index)}")
+
+    def on_TaskNote(self, event: step.TaskNote) -> None:
+        self.out(event.text)
+
+    def on_WatchNote(self, event: step.WatchNote) -> None:
+        self.out(event.text)
+
+    def on_WatchError(self, event: step.WatchError) -> None:
+        self.err(event.text)
+
+    def on_DownloadStarted(self, event: step.DownloadStarted) -> None:
+        import click
+
+        self.bar = click.progressbar(length=event.total, label=event.label, file=sys.stderr)
+        self.bar.__enter__()
+
+    def on_DownloadAdvanced(self, event: step.DownloadAdvanced) -> None:
+        if self.bar is not None:
+            self.bar.update(event.size)
+
+    def on_DownloadFinished(self, event: step.DownloadFinished) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+TERMINAL = Terminal()
+
+
+def show(event: object) -> None:
+    """Print one event or result now, as the terminal reporter does."""
+    TERMINAL(event)
+
+
+def attach() -> None:
+    """Make the terminal reporter a subscriber of the library's events (idempotent)."""
+    events.attach(TERMINAL)

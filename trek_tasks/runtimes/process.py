@@ -1,0 +1,247 @@
+"""Server processes of ours: spawn, wait until ready, check identity, find, stop.
+
+Every process gets, in its environment, a random token and the project identity
+(``TOKEN_VAR``, ``PROJECT_VAR``) and a role (``ROLE_VAR``: ``script:<id>`` or ``marvin``).
+Its ``/healthz`` answers with its pid and that token, so "ours and healthy" means: the
+pid is alive and ``/healthz`` answers with our pid and token. Finding strays reads the
+exact project identity from ``/proc/<pid>/environ``; no name or path-prefix matching.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from trek_tasks.errors import StepFailed
+
+TOKEN_VAR = "TREK_PROCESS_TOKEN"
+PROJECT_VAR = "TREK_PROJECT"
+ROLE_VAR = "TREK_PROCESS_ROLE"
+STOP_TIMEOUT = 5.0
+
+# Servers started by this interpreter, kept so they are reaped (not left as zombies or
+# reported as leaked) when this interpreter stops them; others are found by pid.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class Exited(StepFailed):
+    """The process ended before it answered; ``code`` is its exit status."""
+
+    def __init__(self, message: str, where: str, code: int) -> None:
+        super().__init__(message, where)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Ours:
+    """A running process of ours, as its environment names it."""
+
+    pid: int
+    token: str
+    project: str
+    role: str
+
+
+def free_port(preferred: int = 0) -> int:
+    """``preferred`` when it can be bound now, else any free port."""
+    for port in (preferred, 0) if preferred else (0,):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise StepFailed("no free TCP port on 127.0.0.1")
+
+
+def reap() -> None:
+    """Collect the exit status of children that have ended (no zombies in long sessions)."""
+    for pid, child in list(_children.items()):
+        if child.poll() is not None:
+            del _children[pid]
+
+
+def pid_alive(pid: int) -> bool:
+    """True when ``pid`` runs and is not a zombie."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def environ(pid: int) -> dict[str, str]:
+    """The environment ``pid`` was started with (empty when unreadable)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    pairs = (item.partition("=") for item in raw.decode(errors="replace").split("\0") if item)
+    return {key: value for key, _, value in pairs}
+
+
+def ours(pid: int) -> Ours | None:
+    """``pid`` as a process of ours, or None when it is not one (or is gone)."""
+    env = environ(pid)
+    if not env.get(TOKEN_VAR) or PROJECT_VAR not in env or not pid_alive(pid):
+        return None
+    return Ours(pid, env[TOKEN_VAR], env[PROJECT_VAR], env.get(ROLE_VAR, ""))
+
+
+def owned(pid: int, token: str) -> bool:
+    """True when ``pid`` runs and was started by us with ``token``."""
+    found = ours(pid)
+    return found is not None and bool(token) and found.token == token
+
+
+def find(project: str, role_prefix: str = "") -> list[Ours]:
+    """Every running process of ours for exactly ``project`` whose role starts so."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        process = ours(int(entry.name))
+        if process and process.project == project and process.role.startswith(role_prefix):
+            found.append(process)
+    return found
+
+
+def get_json(port: int, path: str, timeout: float = 1.0) -> dict | None:
+    """GET a JSON document from 127.0.0.1:port, or None when nothing sensible answers."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            return None
+        data = json.loads(body)
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def answers(port: int, pid: int, token: str, timeout: float = 1.0) -> bool:
+    """True when ``/healthz`` on ``port`` answers as process ``pid`` with ``token``."""
+    health = get_json(port, "/healthz", timeout)
+    return health is not None and health.get("pid") == pid and health.get("token") == token
+
+
+def healthy(pid: int, port: int, token: str) -> bool:
+    """Alive and answering as ours."""
+    return bool(token) and pid_alive(pid) and answers(port, pid, token)
+
+
+def tail_lines(path: Path, count: int | None) -> list[str]:
+    """The last ``count`` lines of a text file (all when None); empty when unreadable."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    return lines if count is None else lines[-count:]
+
+
+def spawn(
+    args: Sequence[str],
+    *,
+    port: int,
+    name: str,
+    project: str,
+    role: str,
+    log_path: Path,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    reasons: Mapping[int, str] | None = None,
+) -> tuple[int, str]:
+    """Start ``args`` as a server of ours on ``port`` logging to ``log_path``, wait until
+    it answers ``/healthz`` as ours; returns its pid and token.
+
+    Raises ``Exited`` (the log's tail in the message, ``reasons`` naming exit codes) when
+    it dies first, StepFailed when it does not answer within ``timeout``."""
+    token = secrets.token_hex(16)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    identity = {TOKEN_VAR: token, PROJECT_VAR: project, ROLE_VAR: role}
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            list(args),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {}), **identity, "PYTHONUNBUFFERED": "1"},
+            cwd=cwd,
+            start_new_session=True,
+        )
+    _children[proc.pid] = proc
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None:
+            _children.pop(proc.pid, None)
+            tail = "\n".join(tail_lines(log_path, 15))
+            reason = (reasons or {}).get(code, f"it exited with code {code}")
+            raise Exited(f"{name} did not start: {reason}\n{tail}", name, code)
+        if answers(port, proc.pid, token, timeout=0.5):
+            return proc.pid, token
+        time.sleep(0.005)  # a refused connection costs microseconds; poll often
+    terminate(proc.pid)
+    raise StepFailed(f"{name} did not answer within {timeout:.0f} s; see {log_path}", name)
+
+
+def terminate(pid: int, timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM the process group of ``pid``, then SIGKILL what is left after ``timeout``."""
+    child = _children.pop(pid, None)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            break
+        except PermissionError:
+            os.kill(pid, sig)
+        if child is not None:
+            try:
+                child.wait(timeout)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and pid_alive(pid):
+            time.sleep(0.01)
+        if not pid_alive(pid):
+            return
+    if child is not None:
+        child.wait()
+
+
+def stop(pid: int, token: str, wait: bool = True) -> bool:
+    """Stop ``pid`` if it is ours with ``token`` (without ``wait``: SIGTERM and return);
+    False when it was not running as ours."""
+    reap()
+    if not owned(pid, token):
+        return False
+    if wait:
+        terminate(pid)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+    return True

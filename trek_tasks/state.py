@@ -1,0 +1,118 @@
+"""Where trek keeps its state: every path under a project's ``.trek/`` and the store.
+
+``.trek/`` holds ``config.json`` (written by people), ``doit.db`` (doit's dep file),
+``validated.json``, ``graph.gv`` and its images, ``env/`` (per script a handle
+``<id>.json`` and a log ``<id>.log``; the local Marvin's ``marvin.json``, ``.log``,
+``.secret``), ``marvin.sqlite``, ``runs/`` (one record per run, ``last.json``) and
+``run.lock``. Built environments live in the store (``store_dir()``), shared by projects.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+STATE_DIR = ".trek"
+
+
+def store_dir() -> Path:
+    """``$TREK_HOME``, else ``$XDG_CACHE_HOME/trek-tasks``, else ``~/.cache/trek-tasks``."""
+    if os.environ.get("TREK_HOME"):
+        return Path(os.environ["TREK_HOME"])
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "trek-tasks"
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    """The state paths of the project (or lone script folder) at ``root``."""
+
+    root: Path
+
+    @classmethod
+    def for_project(cls, root: Path) -> StateLayout:
+        return cls(root)
+
+    @property
+    def identity(self) -> str:
+        """What tags the processes this project starts (exactly this root, no prefix)."""
+        return str(self.root)
+
+    @property
+    def dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "config.json"
+
+    @property
+    def dep_file(self) -> Path:
+        return self.dir / "doit.db"
+
+    @property
+    def validated(self) -> Path:
+        return self.dir / "validated.json"
+
+    @property
+    def graph(self) -> Path:
+        """The DOT file; its images are written next to it."""
+        return self.dir / "graph.gv"
+
+    @property
+    def env_dir(self) -> Path:
+        return self.dir / "env"
+
+    def handle(self, script_id: str) -> Path:
+        return self.env_dir / f"{script_id}.json"
+
+    def log(self, script_id: str) -> Path:
+        return self.env_dir / f"{script_id}.log"
+
+    @property
+    def runblcks_log(self) -> Path:
+        """The log of ``trek runblcks`` in a script folder."""
+        return self.dir / "runblcks.log"
+
+    @property
+    def marvin_state(self) -> Path:
+        return self.env_dir / "marvin.json"
+
+    @property
+    def marvin_log(self) -> Path:
+        return self.env_dir / "marvin.log"
+
+    @property
+    def marvin_secret(self) -> Path:
+        """The generated secret (0600), used when config sets no ``marvin_secret``."""
+        return self.env_dir / "marvin.secret"
+
+    @property
+    def marvin_secret_run(self) -> Path:
+        """The secret the running local Marvin reads (so it never shows in ``ps``)."""
+        return self.env_dir / "marvin.secret.run"
+
+    @property
+    def marvin_db(self) -> Path:
+        return self.dir / "marvin.sqlite"
+
+    @property
+    def runs(self) -> Path:
+        return self.dir / "runs"
+
+    def run_record(self, run_id: str) -> Path:
+        return self.runs / f"{run_id}.json"
+
+    @property
+    def last_run(self) -> Path:
+        return self.runs / "last.json"
+
+    @property
+    def run_lock(self) -> Path:
+        return self.dir / "run.lock"
+
+    @property
+    def store(self) -> Path:
+        """The environment store (``store_dir()``: read when asked, so TREK_HOME applies)."""
+        return store_dir()
