@@ -1,7 +1,8 @@
 """`python -m blcks.serve --script-dir DIR --port N`: serve one script over HTTP.
 
 The wire shape of an OpenFaaS function: POST the event JSON, get 200 with the outputs or
-an error status with `{code, msg}`. One thread per connection, HTTP/1.1 keep-alive.
+an error status with `{code, msg}`. One thread per connection, HTTP/1.1 keep-alive; a
+connection idle for `--idle-timeout` seconds is closed, a body over 64 MiB answered 413.
 SIGTERM/SIGINT stop accepting, let in-flight calls finish, then exit 0.
 """
 
@@ -17,6 +18,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +30,9 @@ from blcks.errors import InputError, ScriptError
 
 EXIT_IMPORT = 3
 EXIT_LISTEN = 4
+MAX_BODY = 64 * 1024 * 1024  # bytes a request body may hold (as the local Marvin's)
+IDLE_TIMEOUT = 60.0  # seconds a kept-alive connection may wait for its next request
+DISCARD_SECONDS = 5.0  # how long a refused body is read and dropped, so the sender sees 413
 
 
 class Script(NamedTuple):
@@ -78,15 +83,29 @@ class Server(ThreadingHTTPServer):
 
     allow_reuse_port = False  # a second server on the same port must fail, not share it
 
-    def __init__(self, host: str, port: int, script: Script, token: str = "") -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        script: Script,
+        token: str = "",
+        idle_timeout: float = IDLE_TIMEOUT,
+    ) -> None:
         self.script = script
         self.token = token  # the identity token /healthz answers with (TREK_PROCESS_TOKEN)
+        self.idle_timeout = idle_timeout
         self.stopping = False
         self._calls = threading.Condition()
         self._in_flight = 0
         if ":" in host:
             self.address_family = socket.AF_INET6
         super().__init__((host, port), RequestHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-request (a reset, a broken pipe) is no error of ours;
+        # anything else keeps socketserver's traceback on stderr.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def server_bind(self) -> None:
         # HTTPServer's own version calls socket.getfqdn(host): a DNS lookup at every start.
@@ -126,6 +145,12 @@ class RequestHandler(BaseHTTPRequestHandler):
     server_version = "blcks"
     server: Server
 
+    def setup(self) -> None:
+        super().setup()
+        # A kept-alive connection with no next request (or a body that stops coming) times
+        # out; handle_one_request then closes it, and its thread ends.
+        self.connection.settimeout(self.server.idle_timeout)
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
@@ -142,10 +167,14 @@ class RequestHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         path = self.path.split("?", 1)[0]
         length = self.headers.get("Content-Length")
-        if length is None or not length.strip().isdigit():
+        if length is None or not (length.strip().isascii() and length.strip().isdigit()):
             self._reply(411, _error(411, "a Content-Length header is required"), close=True)
             return
-        body = self.rfile.read(int(length))
+        declared = length.strip()
+        if len(declared) > 18 or int(declared) > MAX_BODY:
+            self._refuse_body(declared)
+            return
+        body = self.rfile.read(int(declared))
         if not _is_call(path):
             self._reply(404, _error(404, f"no route POST {path} (POST / or /function/<name>)"))
         elif not self.server.begin_call():
@@ -156,6 +185,30 @@ class RequestHandler(BaseHTTPRequestHandler):
                 self._reply(*self.server.script.invoke(body, context))
             finally:
                 self.server.end_call()  # after the reply: a shutdown waits for it to be sent
+
+    def _refuse_body(self, declared: str) -> None:
+        """413 without reading the body into memory; then read and drop what the client
+        still sends for a few seconds (so it gets to read the answer, not a reset)."""
+        limit = f"{MAX_BODY // 2**20} MiB"
+        shown = declared if len(declared) <= 20 else declared[:20] + "..."
+        blcks.logger.warning(
+            "%s refused a request body of %s bytes (over the %s limit)",
+            self.address_string(),
+            shown,
+            limit,
+        )
+        self._reply(413, _error(413, f"the request body is larger than {limit}"), close=True)
+        left = int(declared) if len(declared) <= 18 else MAX_BODY
+        deadline = time.monotonic() + DISCARD_SECONDS
+        try:
+            while left > 0 and (remaining := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(remaining)
+                dropped = self.rfile.read1(min(left, 64 * 1024))
+                if not dropped:
+                    break
+                left -= len(dropped)
+        except OSError:
+            pass  # the client stopped sending or went away: either is fine
 
     def _reply(self, status: int, body: bytes, close: bool = False) -> None:
         self.send_response(status)
@@ -171,6 +224,9 @@ class RequestHandler(BaseHTTPRequestHandler):
         blcks.logger.debug("%s %s", self.address_string(), format % args)
 
     def log_error(self, format: str, *args: Any) -> None:
+        if args and isinstance(args[0], TimeoutError):  # an idle connection we close
+            blcks.logger.debug("%s closing an idle connection", self.address_string())
+            return
         blcks.logger.warning("%s %s", self.address_string(), format % args)
 
 
@@ -179,6 +235,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--script-dir", required=True, help="the script folder holding handler/")
     parser.add_argument("--port", required=True, type=int, help="TCP port (0: any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=IDLE_TIMEOUT,
+        help=f"seconds before an idle kept-alive connection is closed (default {IDLE_TIMEOUT:g})",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -193,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_IMPORT
 
     try:
-        server = Server(args.host, args.port, script, os.environ.get("TREK_PROCESS_TOKEN", ""))
+        token = os.environ.get("TREK_PROCESS_TOKEN", "")
+        server = Server(args.host, args.port, script, token, args.idle_timeout)
     except OSError as err:
         if err.errno == errno.EADDRINUSE:
             problem = f"port {args.port} on {args.host} is already in use"

@@ -1,11 +1,14 @@
-"""Shared fixtures: an isolated home, the example project in a temp dir, a real redis-server."""
+"""Shared fixtures: an isolated home, the example project in a temp dir, a real redis-server,
+and the check that tests leave no process of theirs running."""
 
 from __future__ import annotations
 
 import functools
 import http.server
 import os
+import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -15,8 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from trek_tasks.project import copy_sources
+from trek_tasks.runtimes import process
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "example" / "host.detect.redis"
@@ -58,6 +63,31 @@ def build_reference(dest: Path) -> Path:
 
 IN_CI = os.environ.get("CI", "") not in ("", "0", "false")
 
+# Property-based tests (tests/test_fuzz_files.py): HYPOTHESIS_PROFILE=ci (.ci/run) runs
+# thousands of examples per case; dev, the default, a quick sample.
+settings.register_profile(
+    "ci",
+    max_examples=2000,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "dev",
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+# Every process a test starts inherits this session's mark, so the session can find, by
+# exact identity, what its tests left running. Set on import: before any test starts one.
+SESSION_VAR = "TREK_TEST_SESSION"
+SESSION = secrets.token_hex(8)
+os.environ[SESSION_VAR] = SESSION
+FIXTURE_PIDS: set[int] = set()  # processes session fixtures own and stop themselves
+
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
@@ -69,11 +99,54 @@ def serve(folder: Path) -> Iterator[str]:
     """A real static HTTP server on 127.0.0.1 serving ``folder``; yields its URL."""
     handler = functools.partial(QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class DripHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with 200 and a 1,000-byte body sent one byte at a time, a pause
+    of ``server.interval`` seconds before each: it never goes quiet long enough for a
+    read timeout."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.send_response(200)
+        self.send_header("Content-Type", "application/zip")
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        try:
+            for _ in range(1000):
+                if getattr(self.server, "stopping", False):
+                    return
+                time.sleep(getattr(self.server, "interval", 2.0))
+                self.wfile.write(b"x")
+                self.wfile.flush()
+        except OSError:
+            pass  # the client gave up: what the tests want
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def drip(interval: float = 2.0) -> Iterator[str]:
+    """A real HTTP server dripping a byte every ``interval`` s; yields its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), DripHandler)
+    server.daemon_threads = True
+    server.interval = interval  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.stopping = True  # type: ignore[attr-defined]
         server.shutdown()
         server.server_close()
         thread.join()
@@ -95,11 +168,58 @@ def require_tool(name: str) -> str:
     return found
 
 
-@pytest.fixture(scope="session")
-def trek_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def left_running() -> list[int]:
+    """Live processes of this session other than pytest and the fixtures' own."""
+    return [
+        pid
+        for pid in process.pids()
+        if pid != os.getpid()
+        and pid not in FIXTURE_PIDS
+        and process.environ(pid).get(SESSION_VAR) == SESSION
+        and process.pid_alive(pid)
+    ]
+
+
+def kill(pid: int) -> None:
+    """SIGTERM ``pid``, SIGKILL it if it is still there after 5 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and process.pid_alive(pid):
+            time.sleep(0.02)
+        if not process.pid_alive(pid):
+            return
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left() -> Iterator[None]:
+    """Fail the suite when its tests leave a process they started running: list each
+    (pid, command line, project) and stop it. Set up first, so torn down last."""
+    yield
+    left = [(pid, process.cmdline(pid), process.environ(pid)) for pid in left_running()]
+    if not left:
+        return
+    lines = [
+        f"  pid {pid}: {' '.join(args)} (TREK_PROJECT={env.get(process.PROJECT_VAR, '-')})"
+        for pid, args, env in left
+    ]
+    for pid, _, _ in left:
+        kill(pid)
+    pytest.fail("tests left processes running (now stopped):\n" + "\n".join(lines), False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def trek_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """This session's environment store: shared by its tests, so each environment is
-    built once per session, and apart from other sessions and the checkout."""
-    return tmp_path_factory.mktemp("trek-home")
+    built once per session, and apart from other sessions, the user's and the checkout
+    (set for the whole session, so module fixtures use it too)."""
+    home = tmp_path_factory.mktemp("trek-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TREK_HOME", str(home))
+        yield home
 
 
 @pytest.fixture(autouse=True)
@@ -130,6 +250,7 @@ def redis_server() -> Iterator[int]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    FIXTURE_PIDS.add(proc.pid)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:

@@ -9,6 +9,7 @@ import re
 import selectors
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -140,12 +141,15 @@ def serve_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def launch(folder: Path, port: int, **env: str) -> tuple[subprocess.Popen[str], str, Path]:
+def launch(
+    folder: Path, port: int, *options: str, **env: str
+) -> tuple[subprocess.Popen[str], str, Path]:
     """Start a server; the process, its ready line ("" if it exited) and its log file."""
     log = folder / "serve.log"
+    argv = ["--script-dir", str(folder), "--port", str(port), *options]
     with log.open("w") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "blcks.serve", "--script-dir", str(folder), "--port", str(port)],
+            [sys.executable, "-m", "blcks.serve", *argv],
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,
@@ -160,9 +164,9 @@ def launch(folder: Path, port: int, **env: str) -> tuple[subprocess.Popen[str], 
     return proc, proc.stdout.readline(), log
 
 
-def spawn(folder: Path, **env: str) -> Served:
+def spawn(folder: Path, *options: str, **env: str) -> Served:
     """Start a server on a port it picks and wait until it is ready."""
-    proc, ready, log = launch(folder, 0, **env)
+    proc, ready, log = launch(folder, 0, *options, **env)
     if not ready:
         stop(proc)
         pytest.fail(f"server died; log:\n{log.read_text()}")
@@ -561,3 +565,113 @@ def test_undecorated_main_answers_500_with_the_fix(start: Callable[..., Served])
             "decorate main with @blcks",
         },
     )
+
+
+# --- bounded resources: request bodies, idle connections ------------------------------
+
+
+def process_status(pid: int, field: str) -> int:
+    """A number from /proc/<pid>/status (VmRSS in kB, Threads)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+def raw_answer(sock: socket.socket) -> tuple[int, dict[str, Any]]:
+    """Read one HTTP answer from ``sock``: its status and JSON body."""
+    reader = sock.makefile("rb")
+    status = int(reader.readline().split()[1])
+    length = 0
+    while (line := reader.readline().strip()) != b"":
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    return status, json.loads(reader.read(length))
+
+
+def log_records(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+
+
+TOO_LARGE = (413, {"code": 413, "msg": "the request body is larger than 64 MiB"})
+
+
+def test_a_huge_content_length_answers_413_without_reading_it(multi: Served) -> None:
+    with socket.create_connection(("127.0.0.1", multi.port), timeout=GUARD) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n")
+        assert raw_answer(sock) == TOO_LARGE
+    assert post(multi.port, make_event({"name": "Al"}, action="greet")) == (
+        200,
+        {"greeting": "hello Al"},
+    )
+    refused = [r for r in log_records(multi.log) if "refused a request body" in r["message"]]
+    assert [r["message"].split(" ", 1)[1] for r in refused] == [
+        "refused a request body of 99999999999 bytes (over the 64 MiB limit)"
+    ]
+    assert "MemoryError" not in multi.log.read_text()
+
+
+def test_a_300_mb_post_answers_413_and_the_process_does_not_grow(multi: Served) -> None:
+    before = process_status(multi.proc.pid, "VmRSS")
+    size = 300 * 1024 * 1024
+    with socket.create_connection(("127.0.0.1", multi.port), timeout=GUARD) as sock:
+        sock.sendall(f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode())
+
+        def send_body() -> None:
+            block = b"\0" * (1024 * 1024)
+            try:
+                for _ in range(300):
+                    sock.sendall(block)
+            except OSError:
+                pass  # the server closed after its answer: fine
+
+        sender = threading.Thread(target=send_body)
+        sender.start()
+        answer = raw_answer(sock)
+        sender.join(GUARD)
+    assert answer == TOO_LARGE
+    assert process_status(multi.proc.pid, "VmRSS") - before < 20 * 1024  # kB
+    assert post(multi.port, make_event({"name": "Bo"}, action="greet"))[0] == 200
+
+
+def test_idle_connections_are_closed_and_free_their_threads(tmp_path: Path) -> None:
+    served = spawn(write_script(tmp_path / "s", MULTI), "--idle-timeout", "0.5")
+    try:
+        threads = process_status(served.proc.pid, "Threads")
+        event = json.dumps(make_event({"name": "Cy"}, action="greet"))
+        idle = []
+        for _ in range(10):
+            conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=GUARD)
+            conn.request("POST", "/", body=event)
+            assert conn.getresponse().read() == b'{"greeting": "hello Cy"}'
+            idle.append(conn)
+        assert process_status(served.proc.pid, "Threads") == threads + 10
+        active = http.client.HTTPConnection("127.0.0.1", served.port, timeout=GUARD)
+        for _ in range(8):  # one call every 0.2 s: kept alive on the same connection
+            active.request("POST", "/", body=event)
+            assert active.getresponse().read() == b'{"greeting": "hello Cy"}'
+            time.sleep(0.2)
+        assert process_status(served.proc.pid, "Threads") == threads + 1
+        for conn in idle:
+            assert conn.sock is not None and conn.sock.recv(1) == b""  # closed by the server
+            conn.close()
+        active.close()
+        assert "Request timed out" not in served.log.read_text()
+    finally:
+        stop(served.proc)
+
+
+def test_a_client_resetting_its_connection_leaves_no_traceback(tmp_path: Path) -> None:
+    served = spawn(write_script(tmp_path / "s", MULTI))
+    try:
+        for _ in range(3):
+            sock = socket.create_connection(("127.0.0.1", served.port), timeout=GUARD)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # a reset, while the server waits for the next request
+        assert request(served.port, "GET", "/healthz")[0] == 200
+    finally:
+        stop(served.proc)
+    assert "Traceback" not in served.log.read_text()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from conftest import REPO, build_reference
 
@@ -35,7 +36,30 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "version") == (0, f"trek-tasks {__version__}\n", "")
-    assert run(capsys, "--version") == (0, f"trek, version {__version__}\n", "")
+    assert run(capsys, "--version") == (0, f"trek-tasks {__version__}\n", "")
+
+
+SCRIPT_FOLDER_COMMANDS = {"initblcks", "runblcks", "packblcks"}
+
+
+def test_every_path_option_says_what_the_folder_is() -> None:
+    from trek_tasks.cli import COMMANDS, cli
+
+    ctx = click.Context(cli)
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        assert command is not None
+        helps = [
+            p.help or "" for p in command.params if isinstance(p, click.Option) and "-p" in p.opts
+        ]
+        if not helps:
+            continue
+        if name in SCRIPT_FOLDER_COMMANDS:
+            assert helps[0].startswith("Script folder"), name
+        elif name == "init":
+            assert helps[0].startswith("Folder to make a project of"), name
+        else:
+            assert helps[0].startswith("Project folder"), name
 
 
 def test_help_lists_the_foundation_commands(capsys: pytest.CaptureFixture[str]) -> None:

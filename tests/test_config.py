@@ -10,6 +10,7 @@ import pytest
 
 from trek_tasks.cli import main
 from trek_tasks.config import DEFAULTS, Config, global_config_path
+from trek_tasks.errors import BadInput
 
 MASK = "********"
 
@@ -278,3 +279,100 @@ def test_list_global_shows_only_the_global_layer(
     write_json(proj / ".trek" / "config.json", {"router_port": 8000})
     assert listing(run(capsys, "config", "-l")[1])["router_port"] == "8000"
     assert listing(run(capsys, "config", "-l", "--global")[1])["router_port"] == "7000"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '{\n  "router_port": -1\n}\n',
+            ".trek/config.json:2:18: 'router_port' must be a port number from 1 to 65535, "
+            "or 0 for any free port",
+        ),
+        (
+            '{\n  "router_port": 70000\n}\n',
+            ".trek/config.json:2:18: 'router_port' must be a port number from 1 to 65535, "
+            "or 0 for any free port",
+        ),
+        (
+            '{\n  "router_port": "5000"\n}\n',
+            ".trek/config.json:2:18: 'router_port' must be a port number from 1 to 65535, "
+            "or 0 for any free port",
+        ),
+        (
+            '{\n  "marvin_url": "not a url"\n}\n',
+            ".trek/config.json:2:17: 'marvin_url' must be an http(s) URL such as "
+            "'https://marvin.example.com'",
+        ),
+        (
+            '{\n  "marvin_url": "http:///no-host"\n}\n',
+            ".trek/config.json:2:17: 'marvin_url' must be an http(s) URL such as "
+            "'https://marvin.example.com'",
+        ),
+    ],
+)
+def test_a_bad_value_is_bad_input_where_it_is_read(proj: Path, text: str, message: str) -> None:
+    (proj / ".trek" / "config.json").write_text(text)
+    config = Config.load(proj)  # loading is fine: `trek validate` reports every problem
+    key = next(iter(json.loads(text)))
+    with pytest.raises(BadInput) as raised:
+        config.checked(key)
+    assert (str(raised.value), raised.value.exit_code) == (message, 2)
+
+
+def test_good_and_default_values_pass_the_check(proj: Path) -> None:
+    write_json(proj / ".trek" / "config.json", {"router_port": 0, "marvin_url": "http://m:80/x"})
+    config = Config.load(proj)
+    assert (config.checked("router_port"), config.checked("marvin_url")) == (0, "http://m:80/x")
+    assert Config.load().checked("router_port") == 5000
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        (
+            "router_port",
+            "-1",
+            "'router_port' must be a port number from 1 to 65535, or 0 for any free port",
+        ),
+        (
+            "router_port",
+            "65536",
+            "'router_port' must be a port number from 1 to 65535, or 0 for any free port",
+        ),
+        (
+            "marvin_url",
+            "not a url",
+            "'marvin_url' must be an http(s) URL such as 'https://marvin.example.com'",
+        ),
+    ],
+)
+def test_setting_a_bad_value_is_refused(
+    proj: Path, capsys: pytest.CaptureFixture[str], key: str, value: str, message: str
+) -> None:
+    before = (proj / ".trek" / "config.json").read_bytes()
+    assert run(capsys, "config", key, "--", value) == (2, "", f"trek: error: config: {message}\n")
+    assert (proj / ".trek" / "config.json").read_bytes() == before
+
+
+def test_an_empty_marvin_url_goes_back_to_the_local_marvin(
+    proj: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trek_tasks.marvin.target import is_remote
+
+    assert run(capsys, "config", "marvin_url", "https://marvin.example") == (0, "", "")
+    assert is_remote(Config.load(proj))
+    assert run(capsys, "config", "marvin_url", "") == (0, "", "")
+    assert not is_remote(Config.load(proj))
+    assert run(capsys, "config", "marvin_url") == (0, "\n", "")
+
+
+def test_the_hint_back_to_the_default_names_the_layer(proj: Path) -> None:
+    from trek_tasks.configure import reset_hint
+
+    assert reset_hint("marvin_url", proj / ".trek" / "config.json") == "`trek config marvin_url ''`"
+    assert reset_hint("marvin_url", global_config_path()) == (
+        "`trek config --global marvin_url ''`"
+    )
+    script_layer = proj / "src" / "blcks" / "b1" / ".trek" / "config.json"
+    assert reset_hint("marvin_url", script_layer) == "emptying it there"

@@ -87,13 +87,31 @@ def test_editing_the_graph_reruns_without_restarts(running: Path) -> None:
     assert executed(doit(running, "run").stdout) == ["execute", "validate"]
 
 
+def test_comment_and_layout_edits_rerun_and_restart_nothing(running: Path) -> None:
+    for name in ("src/graph.yml", "inputs/data.yml", "inputs/event.yml", "inputs/inventory.yml"):
+        path = running / name
+        path.write_text("# a comment\n\n" + path.read_text() + "\n# and one more\n\n")
+    assert executed(doit(running, "run").stdout) == ["validate"]  # it reads the bytes
+    inventory = running / "inputs" / "inventory.yml"
+    inventory.write_text(inventory.read_text().replace("name: web", "name: web-2"))
+    out = doit(running, "run").stdout
+    assert executed(out) == ["execute", "up:marvin", "validate"]  # validate reads the bytes
+    assert "restart local Marvin: inventory.yml changed" in out
+
+
 def test_reuse_marks_reused_nodes_and_runs_from_the_change(
     running: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     capsys.readouterr()
+    # The fixture's run tagged S-redis-down, so what detectredis reads has changed since
+    # it ran: it runs again (and so does what follows it); then nothing changes any more.
+    assert main(["run", "--reuse", "-p", str(running)]) == 0
+    out = capsys.readouterr().out
+    assert "[FINISH] id: 2, type: action, scriptId: detectredis, scriptType: blcks" in out
     assert main(["run", "--reuse", "-p", str(running)]) == 0
     out = capsys.readouterr().out
     assert "[REUSE] id: 2, type: action, scriptId: detectredis, scriptType: blcks" in out
+    assert "[REUSE] id: 3, type: action, scriptId: blckssettags, scriptType: blcks" in out
     assert "[REUSE] id: 5, type: action, scriptId: notification, scriptType: blcks" in out
     graph = running / "src" / "graph.yml"
     graph.write_text(graph.read_text().replace("The following host", "These hosts"))

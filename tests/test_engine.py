@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import FrozenInstanceError, replace
 from pathlib import Path
 from typing import Any
@@ -195,7 +195,10 @@ def test_selector_takes_one_branch_and_skips_the_other(urls: dict[str, str]) -> 
     assert result.nodes["5"].status == "done"
     assert result.nodes["6"].status == "skipped"
     assert result.nodes["1"].status == "done"
-    assert "[SKIP] id: 6, type: action, scriptId: echo (no incoming edge taken)" in lines
+    assert (
+        "[SKIP] id: 6, type: action, scriptId: echo (edge 4-6: nodes.4.count (1) <= 0 is false)"
+    ) in lines
+    assert result.nodes["6"].reason == "edge 4-6: nodes.4.count (1) <= 0 is false"
 
 
 def test_all_edges_not_taken_skips_down_to_the_end(urls: dict[str, str]) -> None:
@@ -220,6 +223,10 @@ def test_all_edges_not_taken_skips_down_to_the_end(urls: dict[str, str]) -> None
     )
     assert result.status == "done"
     assert [result.nodes[i].status for i in ("5", "1")] == ["skipped", "skipped"]
+    assert [result.nodes[i].reason for i in ("5", "1")] == [
+        "edge 4-5: nodes.0.go (false) == true is false",
+        "no incoming edge taken: node 5 was skipped",
+    ]
 
 
 def test_independent_branches_run_concurrently_and_join(urls: dict[str, str]) -> None:
@@ -333,8 +340,15 @@ def test_unknown_node_in_a_binding_is_a_clear_error(urls: dict[str, str]) -> Non
     assert "9" in result.error
 
 
+def same_state() -> str:
+    return "state-1"
+
+
 def chain_run(
-    urls: dict[str, str], digests: dict[str, str], reuse: dict | None = None
+    urls: dict[str, str],
+    digests: dict[str, str],
+    reuse: dict | None = None,
+    probe: Callable[[], str] | None = same_state,
 ) -> RunResult:
     workflow = Workflow.from_data(
         {
@@ -365,6 +379,7 @@ def chain_run(
         timeout=10,
         reuse=reuse or {},
         code_digests=digests,
+        state_probe=probe,
     )
     invoker = HttpInvoker(urls)
     try:
@@ -389,6 +404,27 @@ def test_reuse_is_exact(urls: dict[str, str]) -> None:
     after_failure = chain_run(urls, digests, reuse=failed_before)
     assert after_failure.nodes["2"].status == "done"
     assert after_failure.nodes["4"].status == "done"
+
+
+def test_reuse_needs_the_same_marvin_state_at_each_node_start(urls: dict[str, str]) -> None:
+    digests = {"echo": "e1", "nap": "n1"}
+    first = chain_run(urls, digests)
+    assert [first.nodes[i].state for i in ("2", "3", "4")] == ["state-1"] * 3
+    asked: list[str] = []
+
+    def changes_before_node_3() -> str:  # as if node 2 had tagged a host
+        asked.append("?")
+        return "state-1" if len(asked) == 1 else "state-2"
+
+    moved = chain_run(urls, digests, reuse=first.nodes, probe=changes_before_node_3)
+    assert [moved.nodes[i].status for i in ("2", "3", "4")] == ["reused", "done", "done"]
+    assert [moved.nodes[i].state for i in ("2", "3", "4")] == ["state-1", "state-2", "state-2"]
+    assert len(asked) == 3  # once per action node, at its start
+    unknown = chain_run(urls, digests, reuse=first.nodes, probe=lambda: "")
+    assert [unknown.nodes[i].status for i in ("2", "3", "4")] == ["done"] * 3
+    no_probe = chain_run(urls, digests, reuse=first.nodes, probe=None)  # a remote Marvin
+    assert [no_probe.nodes[i].status for i in ("2", "3", "4")] == ["done"] * 3
+    assert [no_probe.nodes[i].state for i in ("2", "3", "4")] == [""] * 3
 
 
 def test_para_defaults_fill_unbound_inputs(urls: dict[str, str]) -> None:
@@ -457,15 +493,18 @@ def test_events_tell_the_run_in_order_on_the_scheduler_thread() -> None:
     finished = next(e for e, _ in seen if isinstance(e, NodeFinished) and e.node.id == "2")
     assert finished.run.outputs["thread"].startswith("trek-node")  # the call ran on a worker
     skipped = next(e for e, _ in seen if isinstance(e, NodeSkipped))
-    assert (skipped.reason, skipped.script_type) == ("no incoming edge taken", "blcks")
+    assert (skipped.reason, skipped.script_type) == (
+        "edge 0-3: nodes.0.go (false) == true is false",
+        "blcks",
+    )
     with pytest.raises(FrozenInstanceError):
         finished.run.status = "failed"  # type: ignore[misc]
     result = seen[-1][0].result
-    assert [result.nodes[i].status for i in ("0", "2", "3", "1")] == [
-        "done",
-        "done",
-        "skipped",
-        "done",
+    assert [(n.id, n.status) for n in result.nodes.values()] == [  # in execution order
+        ("0", "done"),
+        ("2", "done"),
+        ("1", "done"),
+        ("3", "skipped"),
     ]
 
 
@@ -488,3 +527,52 @@ def test_the_terminal_prints_a_failed_and_a_reused_node() -> None:
         "[FAIL] id: 2, type: action, scriptId: echo, scriptType: blcks",
         "[REUSE] id: 2, type: action, scriptId: echo, scriptType: blcks",
     ]
+
+
+def test_the_summary_lists_nodes_as_they_ran_with_warnings_and_skip_reasons() -> None:
+    from trek_tasks.progress import RunReported
+    from trek_tasks.reporter import summary_lines
+
+    answers = {
+        "notify": {"status": "failure", "message": "channel C-nope is unknown"},
+        "tag": {"status": "failure"},
+        "echo": {"status": "success"},
+    }
+    workflow = Workflow.from_data(
+        {
+            "graph": {
+                "metadata": {"templateId": "t", "version": "1"},
+                "nodes": [
+                    node("1", "terminator"),
+                    node("6", "action", "echo"),
+                    node("5", "action", "notify"),
+                    node("3", "action", "tag"),
+                    node("0", "trigger"),
+                ],
+                "edges": [
+                    edge("0", "3"),
+                    edge("3", "5"),
+                    edge("5", "1"),
+                    edge(
+                        "0", "6", filters={"property": "nodes.0.go", "operator": "==", "value": 1}
+                    ),
+                    edge("6", "1"),
+                ],
+            }
+        }
+    )
+    settings = RunSettings("t", "r", {"go": 0}, {}, {}, timeout=5)
+    result = Engine(workflow, settings, lambda script_id, event, timeout: answers[script_id]).run()
+    assert list(result.nodes) == ["0", "3", "5", "1", "6"]
+    lines = summary_lines(RunReported(result))
+    assert [line.split()[:3] for line in lines[1:]] == [
+        ["0", "trigger", "done"],
+        ["3", "tag", "warning"],
+        ["5", "notify", "warning"],
+        ["1", "terminator", "done"],
+        ["6", "echo", "skipped"],
+    ]
+    assert lines[2].endswith(" ms  status: failure")
+    assert lines[3].endswith(" ms  channel C-nope is unknown")
+    assert lines[5].endswith(" ms  edge 0-6: nodes.0.go (0) == 1 is false")
+    assert result.nodes["5"].status == "done"  # a warning, not a failed node: edges follow

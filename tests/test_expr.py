@@ -13,6 +13,7 @@ from trek_tasks.expr import (
     check_filters,
     check_template,
     coerce,
+    decide_filter,
     evaluate_filter,
     filter_node_ids,
     get_path,
@@ -253,6 +254,45 @@ FALSE = {"property": "nodes.2.fail_hosts_count", "operator": "<=", "value": 0}
 )
 def test_nested_and_or(filters: dict[str, Any], expected: bool) -> None:
     assert evaluate_filter(filters, CONTEXT) is expected
+
+
+CALM = {"property": "nodes.2.result", "operator": "==", "value": "Bad"}
+
+
+@pytest.mark.parametrize(
+    ("filters", "holds", "why"),
+    [
+        (TRUE, True, "nodes.2.fail_hosts_count (1) > 0 is true"),
+        (FALSE, False, "nodes.2.fail_hosts_count (1) <= 0 is false"),
+        ({"and": [TRUE, FALSE, CALM]}, False, "nodes.2.fail_hosts_count (1) <= 0 is false"),
+        (
+            {"or": [FALSE, CALM]},
+            False,
+            "nodes.2.fail_hosts_count (1) <= 0 is false and "
+            "nodes.2.result ('Good') == 'Bad' is false",
+        ),
+        ({"or": [FALSE, TRUE, CALM]}, True, "nodes.2.fail_hosts_count (1) > 0 is true"),
+        (
+            {"or": [{"and": [TRUE, FALSE]}, {"or": [CALM, FALSE]}]},
+            False,
+            "nodes.2.fail_hosts_count (1) <= 0 is false and "
+            "(nodes.2.result ('Good') == 'Bad' is false and "
+            "nodes.2.fail_hosts_count (1) <= 0 is false)",
+        ),
+        (
+            {"property": "nodes.2.fail_hosts[].id", "operator": "have", "value": "h9"},
+            False,
+            "nodes.2.fail_hosts[].id ([\"h1\"]) have 'h9' is false",
+        ),
+        ({}, True, "no condition"),
+    ],
+)
+def test_a_decision_names_the_conditions_that_made_it_with_their_values(
+    filters: dict[str, Any], holds: bool, why: str
+) -> None:
+    decision = decide_filter(filters, CONTEXT)
+    assert (decision.holds, decision.why) == (holds, why)
+    assert evaluate_filter(filters, CONTEXT) is holds
 
 
 def test_selector_filters_name_the_selector_itself() -> None:

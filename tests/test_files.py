@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from trek_tasks.errors import BadInput
-from trek_tasks.files import display, dump_json, load_json, load_marked, load_yaml, write_atomic
+from trek_tasks.files import (
+    content_digest,
+    display,
+    dump_json,
+    load_json,
+    load_marked,
+    load_yaml,
+    write_atomic,
+)
 
 
 def error_of(load: object, path: Path) -> str:
@@ -63,15 +71,13 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_file_that_is_not_utf8(tmp_path: Path) -> None:
     (tmp_path / "d.yml").write_bytes(b"a: \xff\n")
     assert error_of(load_yaml, tmp_path / "d.yml") == (
-        "d.yml: not UTF-8 text (invalid start byte at byte 3)"
+        "d.yml:1:4: not UTF-8 text (byte 0xff: invalid start byte)"
     )
 
 
 def test_unreadable_path(tmp_path: Path) -> None:
     (tmp_path / "folder.yml").mkdir()
-    assert error_of(load_yaml, tmp_path / "folder.yml") == (
-        "folder.yml: cannot read: Is a directory"
-    )
+    assert error_of(load_yaml, tmp_path / "folder.yml") == ("folder.yml: a folder, not a file")
 
 
 def test_display_is_relative_to_root_then_cwd(tmp_path: Path) -> None:
@@ -141,7 +147,7 @@ def test_load_marked_rejects_bad_json_as_json(tmp_path: Path) -> None:
 def test_load_marked_bad_yaml(tmp_path: Path) -> None:
     (tmp_path / "b.yml").write_text("a:\n  b: c\n d: e\n")
     assert error_of(load_marked, tmp_path / "b.yml") == (
-        "b.yml:3:2: invalid YAML: expected <block end>, but found '<block mapping start>'"
+        "b.yml:3:2: invalid YAML: did not find expected key"
     )
 
 
@@ -199,3 +205,32 @@ def test_dump_json_style() -> None:
     text = dump_json({"b": 1, "a": {"é": [1]}})
     assert text == '{\n  "b": 1,\n  "a": {\n    "é": [\n      1\n    ]\n  }\n}\n'
     assert json.loads(text) == {"b": 1, "a": {"é": [1]}}
+
+
+def test_content_digest_follows_what_a_file_says_not_how(tmp_path: Path) -> None:
+    path = tmp_path / "graph.yml"
+    path.write_text("a: 1\nb: [x, 'y']\n")
+    digest = content_digest(path)
+    for same in (
+        '# a comment\na: 1   # another\n\nb:\n  - x\n  - "y"\n',
+        "{a: 1, b: [x, y]}\n",
+    ):
+        path.write_text(same)
+        assert content_digest(path) == digest, same
+    for other in ("a: 1\nb: [x, z]\n", "a: '1'\nb: [x, y]\n", "b: [x, y]\na: 1\n"):
+        path.write_text(other)
+        assert content_digest(path) != digest, other
+
+
+def test_content_digest_of_json_missing_and_unparsable_files(tmp_path: Path) -> None:
+    path = tmp_path / "data.json"
+    assert content_digest(path) == ""
+    path.write_text('{"a": [1, 2]}')
+    digest = content_digest(path)
+    path.write_text('{\n  "a": [\n    1,\n    2\n  ]\n}\n')
+    assert content_digest(path) == digest
+    path.write_text("{bad")
+    broken = content_digest(path)
+    assert broken not in ("", digest)
+    path.write_text("{bad ")
+    assert content_digest(path) != broken  # bytes, then: the step reading it reports it

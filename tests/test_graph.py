@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,7 @@ def test_graph_show_prints_the_reference_dot_and_writes_images(
     assert out == "Graph written: .trek/graph.gv (png, svg)\n" + REFERENCE_DOT
     assert err == ""
     assert main(["graph", "--show"]) == 0  # up to date: nothing redrawn, the DOT still shown
-    assert capsys.readouterr().out == REFERENCE_DOT
+    assert capsys.readouterr().out == "graph is up to date: .trek/graph.gv\n" + REFERENCE_DOT
     state = ref / ".trek"
     assert (state / "graph.gv").read_text() == REFERENCE_DOT
     assert (state / "graph.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
@@ -86,6 +87,8 @@ def test_graph_without_show_prints_only_the_summary(
     require_tool("dot")
     assert main(["graph"]) == 0
     assert capsys.readouterr() == ("Graph written: .trek/graph.gv (png, svg)\n", "")
+    assert main(["graph"]) == 0
+    assert capsys.readouterr() == ("graph is up to date: .trek/graph.gv\n", "")
 
 
 def test_graph_with_path_from_elsewhere(
@@ -114,6 +117,58 @@ def test_missing_dot_still_writes_the_dot_file_and_says_what_is_needed(ref: Path
     )
     assert (proc.returncode, proc.stdout, proc.stderr) == (1, REFERENCE_DOT, MISSING_DOT)
     assert (ref / ".trek" / "graph.gv").read_text() == REFERENCE_DOT
+    assert not (ref / ".trek" / "graph.png").exists()
+    assert not (ref / ".trek" / "graph.svg").exists()
+
+
+def big_graph(root: Path, size: int = 300, extra: int = 79) -> None:
+    """A valid graph.yml of ``size`` nodes in a chain plus ``extra`` forward edges: a
+    second for validate, minutes for dot's layout."""
+    import random
+
+    import yaml
+
+    chooser = random.Random(1)
+    nodes = [
+        {"id": "0", "metadata": {"type": "trigger", "title": "start"}},
+        {"id": "1", "metadata": {"type": "terminator", "title": "end"}},
+        *(
+            {"id": str(i), "metadata": {"type": "selector", "title": f"s{i}"}}
+            for i in range(2, size)
+        ),
+    ]
+    chain = ["0", *(str(i) for i in range(2, size)), "1"]
+    edges = [{"source": a, "target": b} for a, b in zip(chain, chain[1:], strict=False)]
+    for _ in range(extra):
+        a = chooser.randrange(2, size - 2)
+        edges.append({"source": str(a), "target": str(chooser.randrange(a + 2, size))})
+    path = root / "src" / "graph.yml"
+    doc = yaml.safe_load(path.read_text())
+    doc["graph"]["nodes"], doc["graph"]["edges"] = nodes, edges
+    path.write_text(yaml.safe_dump(doc))
+
+
+def test_dot_past_its_timeout_is_stopped_and_the_dot_file_kept(
+    ref: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_tool("dot")
+    from trek_tasks import graph
+    from trek_tasks.project import Project
+
+    monkeypatch.setattr(graph, "DOT_TIMEOUT", 2.0)
+    big_graph(ref)
+    started = time.monotonic()
+    assert main(["graph"]) == 1
+    took = time.monotonic() - started
+    assert capsys.readouterr() == (
+        "",
+        "trek: error: .trek/graph.gv: dot did not finish drawing the graph within 2 s, so no "
+        "image was made (the DOT file was written); draw it without a limit with "
+        "`dot -Tsvg -O .trek/graph.gv`\n",
+    )
+    assert took < 8
+    project = Project.load(ref)
+    assert (ref / ".trek" / "graph.gv").read_text() == to_dot(project.workflow, project.name)
     assert not (ref / ".trek" / "graph.png").exists()
     assert not (ref / ".trek" / "graph.svg").exists()
 

@@ -9,17 +9,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, free_port, serve
+from archives import CORPUS, SCRIPT_ID, VERSION
+from conftest import EXAMPLE, drip, free_port, serve
 
 from trek_tasks.cli import main
-from trek_tasks.hub import MAX_ARCHIVE_BYTES, bundled_path, sha256_hex
+from trek_tasks.hub import bundled_path, sha256_hex
 from trek_tasks.install import RECORD
 from trek_tasks.pack import zip_bytes
 from trek_tasks.publish import write_index
@@ -113,23 +114,6 @@ def script_zip(script_id: str, version: str, extra: list[tuple[str, bytes]] | No
         *(extra or []),
     ]
     return zip_bytes(members)
-
-
-def crafted(*members: tuple[str | zipfile.ZipInfo, bytes]) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members:
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def special(name: str, mode: int) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name)
-    info.create_system = 3
-    info.external_attr = mode << 16
-    return info
 
 
 def repository_of(folder: Path, archives: dict[tuple[str, str], bytes]) -> Path:
@@ -246,38 +230,39 @@ def test_altered_archive_is_refused_and_nothing_changes(
     assert para_version(fresh, "notification") == "0.4.0"
 
 
-UNSAFE: dict[str, tuple[list[tuple[str | zipfile.ZipInfo, bytes]], str]] = {
-    "dotdot": ([("../evil", b"x")], "archive member '../evil' escapes the target folder"),
-    "absolute": ([("/tmp/evil", b"x")], "archive member '/tmp/evil' has an absolute path"),
-    "symlink": (
-        [(special("handler/link", stat.S_IFLNK | 0o777), b"/etc/passwd")],
-        "archive member 'handler/link' is a symbolic link",
-    ),
-    "device": (
-        [(special("handler/dev", stat.S_IFBLK | 0o600), b"")],
-        "archive member 'handler/dev' is a block device",
-    ),
-    "oversized": (
-        [("handler/big.bin", b"\0" * (MAX_ARCHIVE_BYTES + 1))],
-        "archive unpacks to more than 50 MB",
-    ),
-}
+TRANSPORTS = ("folder repository", "http repository", "zip path", "url")
 
 
-@pytest.mark.parametrize("kind", sorted(UNSAFE))
-def test_unsafe_archives_are_refused(
-    fresh: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("case", sorted(CORPUS))
+def test_crafted_archives_are_refused_over_every_transport(
+    fresh: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, transport: str
 ) -> None:
-    members, message = UNSAFE[kind]
-    para = ("evil.para", PARA.format(id="evil", version="1.0.0").encode())
-    repo = repository_of(tmp_path / "repo", {("evil", "1.0.0"): crafted(para, *members)})
-    use_repository(fresh, str(repo))
-    before = snapshot(fresh)
-    code, out, err = trek(capsys, "install", "evil")
+    data = CORPUS[case].data
+    repo = repository_of(tmp_path / "repo", {(SCRIPT_ID, VERSION): data})
+    archive = tmp_path / "files" / f"{SCRIPT_ID}.zip"
+    archive.parent.mkdir()
+    archive.write_bytes(data)
+    with serve(tmp_path) as base:
+        if transport == "folder repository":
+            use_repository(fresh, str(repo))
+            argument, where, label = SCRIPT_ID, f"{repo}/{SCRIPT_ID}/{VERSION}/dist/script.zip", ""
+        elif transport == "http repository":
+            use_repository(fresh, f"{base}/repo")
+            where = f"{base}/repo/{SCRIPT_ID}/{VERSION}/dist/script.zip"
+            argument, label = SCRIPT_ID, f"downloading {SCRIPT_ID} {VERSION}\n"
+        elif transport == "zip path":
+            argument, where, label = str(archive), str(archive), ""
+        else:
+            argument = where = f"{base}/files/{SCRIPT_ID}.zip"
+            label = f"downloading {where}\n"
+        before = snapshot(fresh)
+        code, out, err = trek(capsys, "install", argument)
     assert (code, out) == (2, "")
-    assert err == f"trek: error: {repo}/evil/1.0.0/dist/script.zip: {message}; refusing it\n"
+    assert err == f"{label}trek: error: {where}: {CORPUS[case].message}\n"
     assert snapshot(fresh) == before
-    assert not (tmp_path / "evil").exists() and not (fresh / "trek_packages").exists()
+    assert not (fresh / "trek_packages").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "files", "repo"]
 
 
 def test_doit_install_right_after_trek_install_runs_nothing(
@@ -442,6 +427,37 @@ def test_url_install_is_recorded_and_locked(
     assert snapshot(third) == before
 
 
+@pytest.mark.parametrize(
+    ("limit", "value", "message"),
+    [
+        ("RATE_WINDOW", 3.0, "slower than 1 KiB/s over 3 s (the minimum download rate)"),
+        ("DEADLINE", 3.0, "not finished within 3 s (the download deadline)"),
+    ],
+)
+def test_a_dripping_server_is_given_up_on_in_bounded_time(
+    fresh: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    limit: str,
+    value: float,
+    message: str,
+) -> None:
+    from trek_tasks import http
+
+    monkeypatch.setattr(http, "RATE_WINDOW", 1000.0)
+    monkeypatch.setattr(http, limit, value)
+    before = snapshot(fresh)
+    with drip(interval=2.0) as base:  # a byte every 2 s: the 30 s read timeout never fires
+        url = f"{base}/demo.zip"
+        started = time.monotonic()
+        code, out, err = trek(capsys, "install", url)
+        took = time.monotonic() - started
+    assert (code, out) == (1, "")
+    assert err == f"downloading {url}\ntrek: error: {url}: cannot download: {message}\n"
+    assert took < value + 2.5
+    assert snapshot(fresh) == before
+
+
 def test_zip_paths_are_recorded_relative_to_the_project(
     fresh: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -516,19 +532,21 @@ def test_packages_json_entry_of_the_wrong_type(
     (fresh / "packages.json").write_text('{\n  "packages": {\n    "notification": 5\n  }\n}\n')
     assert bad(capsys, fresh, "install") == (
         2,
-        "trek: error: packages.json:3:21: 'notification' must map to a version specifier, "
-        "a URL or a zip path (a string)\n",
+        "trek: error: packages.json:3:21: package 'notification' must be a version specifier "
+        "such as '==0.5.0' (or '' for the newest), a URL or a zip path\n",
     )
 
 
 def test_malformed_lock(fresh: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert trek(capsys, "install", "notification")[0] == 0
     (fresh / "packages.lock.json").write_text('{"version": 1, "packages": {"notification": {}}}')
-    code, err = bad(capsys, fresh, "install")
-    assert code == 2
-    assert err == (
-        "trek: error: packages.lock.json:1:45: 'notification' must have a version, a sha256 "
-        "and a source; delete packages.lock.json and run `trek install` to re-create it\n"
+    before = snapshot(fresh)
+    code, out, err = trek(capsys, "install")
+    assert (code, out, snapshot(fresh) == before) == (2, "", True)
+    fix = "; delete packages.lock.json and run `trek install` to re-create it\n"
+    assert err == "".join(
+        f"trek: error: packages.lock.json:1:45: package 'notification' needs '{key}'{fix}"
+        for key in ("version", "sha256", "source")
     )
 
 

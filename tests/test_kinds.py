@@ -90,7 +90,10 @@ def test_detection_needs_the_para_and_the_main_file(tmp_path: Path) -> None:
         ("handler/lib/util.py", False),
         ("handler/.env", True),
         ("handler/.#handler.py", True),
+        ("handler/.handler.py.swp", True),
+        ("handler/#handler.py#", True),
         ("handler/handler.py~", True),
+        ("handler/#", False),
         ("handler/__pycache__/handler.cpython-311.pyc", True),
         ("handler/stale.pyc", True),
         ("handler/old.pyo", True),
@@ -100,6 +103,45 @@ def test_detection_needs_the_para_and_the_main_file(tmp_path: Path) -> None:
 )
 def test_one_ignore_rule_for_editor_hidden_and_cache_files(path: str, expected: bool) -> None:
     assert ignored(PurePath(path)) is expected
+
+
+EDITOR_FILES = (
+    ".handler.py.swp",
+    "handler.py~",
+    ".#handler.py",
+    "#handler.py#",
+    "__pycache__/handler.cpython-311.pyc",
+)
+
+
+def test_editor_files_never_restart_retest_repack_or_rerun(project: Path) -> None:
+    """The one rule (``Script.files``) behind what ``up`` compares, what ``test`` and
+    ``pack`` depend on, what a pack holds and the digests of ``execute`` and ``--reuse``."""
+    from trek_tasks.environment import Environment
+    from trek_tasks.localrun import code_digests, run_digest
+    from trek_tasks.runtimes.base import file_digests
+
+    def seen() -> tuple[Any, ...]:
+        loaded = Project.load(project)
+        script = loaded.own["detectredis"]
+        return (
+            file_digests(script),
+            script_tests.test_files(script),
+            script_members(script),
+            code_digests(Environment(loaded)),
+            run_digest(loaded),
+        )
+
+    before = seen()
+    folder = project / "src" / "blcks" / "detectredis"
+    for where in ("handler", "tests", "."):
+        for name in EDITOR_FILES:
+            (folder / where / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / where / name).write_text("editor state")
+    assert seen() == before
+    (folder / "handler" / "handler.py").write_text("# edited\n")
+    files, _, members, codes, run = seen()
+    assert files != before[0] and members != before[2] and codes != before[3] and run != before[4]
 
 
 def test_a_scripts_files_are_para_openfaas_and_handler_without_ignored_ones(
@@ -222,6 +264,9 @@ class ToyKind:
 
     def detect(self, folder: Path, script_id: str) -> bool:
         return para_file(folder, script_id).is_file() and (folder / f"{script_id}.sh").is_file()
+
+    def main_file(self, folder: Path, script_id: str) -> Path:
+        return folder / f"{script_id}.sh"
 
     def files(self, folder: Path, script_id: str) -> list[Path]:
         return member_files(folder, script_id, (f"{script_id}.sh",), ())

@@ -136,7 +136,7 @@ def test_empty_inventory_keeps_the_default_user(write: Write, text: str) -> None
         ),
         (
             "hosts:\n  - {id: S-1, name: a, ip: 127.0.0.1, port: true}\n",
-            "inventory.yml:2:45: 'port' must be a whole number from 1 to 65535, not True",
+            "inventory.yml:2:45: 'port' must be a whole number from 1 to 65535, not true",
         ),
         (
             "hosts:\n  - {id: S-1, name: a, ip: 127.0.0.1, tags: redis}\n",
@@ -186,11 +186,19 @@ def test_empty_inventory_keeps_the_default_user(write: Write, text: str) -> None
             "inventory.yml:2:33: 'webhook' must be an http:// or https:// URL, "
             "not 'http://h:99999/'",
         ),
+        (
+            "channels:\n  - {id: C-1, name: a, users: [trek, carol]}\n",
+            "inventory.yml:2:38: channel user 'carol' is not in 'users' (known: trek)",
+        ),
+        (
+            "channels:\n  - {id: C-1, name: a, users: alice}\n",
+            "inventory.yml:2:31: 'users' must be a list of usernames, not a string",
+        ),
         ("domains: {id: D-1}\n", "inventory.yml:1:10: 'domains' must be a list of domain mappings"),
         ("cdns:\n  - CDN-1\n", "inventory.yml:2:5: each of 'cdns' must be a mapping with id, name"),
         (
             "hosts: [\n",
-            "inventory.yml:2:1: invalid YAML: expected the node content, but found '<stream end>'",
+            "inventory.yml:2:1: invalid YAML: did not find expected node content",
         ),
     ],
 )

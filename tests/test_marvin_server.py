@@ -11,10 +11,13 @@ import re
 import signal
 import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import threading
+import time
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -646,6 +649,55 @@ def test_messages_after_an_id_and_of_one_task(url: str, token: str) -> None:
         assert (bad.status, bad.body) == (400, {"code": 400, "msg": message})
 
 
+def state_of(url: str, token: str) -> str:
+    answer = call(url, "GET", "/api/v1/state", token=token)
+    assert answer.status == 200
+    digest = answer.body["data"]["digest"]
+    assert isinstance(digest, str) and len(digest) == 16
+    return digest
+
+
+def test_state_digest_follows_what_scripts_read_not_the_messages_they_send(
+    url: str, token: str
+) -> None:
+    """What ``trek run --reuse`` compares at each node's start (docs/marvin-api.md)."""
+    assert call(url, "GET", "/api/v1/state").status == 401
+    first = state_of(url, token)
+    assert state_of(url, token) == first
+    sent = {"channel_ids": ["C-dev"], "message": "hello"}
+    call(url, "POST", "/api/v1/channels/messages", sent, token=token)
+    assert state_of(url, token) == first
+    tag = [{"name": "down", "tagged": True, "assets": [{"id": "S-web", "type": "HOST"}]}]
+    call(url, "POST", "/api/v1/tags/update", tag, token=token)
+    tagged = state_of(url, token)
+    assert tagged != first
+    call(url, "POST", "/api/v1/tags/update", tag, token=token)  # already tagged: no change
+    assert state_of(url, token) == tagged
+    untag = [{**tag[0], "tagged": False}]
+    call(url, "POST", "/api/v1/tags/update", untag, token=token)
+    assert state_of(url, token) == first
+    upload = {"Content-Type": "application/zip"}
+    call(url, "PUT", "/api/v1/scripts/s/1.0.0", raw=zip_bytes("s"), token=token, headers=upload)
+    assert state_of(url, token) not in (first, tagged)
+
+
+def test_state_digest_after_a_reseed(db_path: Path, inventory_file: Path) -> None:
+    token = issue_token(SECRET, "alice")
+    digests = []
+    text = inventory_file.read_text()
+    for inventory in (
+        text,
+        "# a comment only\n" + text,
+        text.replace("password: wonderland", "password: looking-glass"),
+        text.replace("port: 6390", "port: 6391"),
+    ):
+        inventory_file.write_text(inventory)
+        with MarvinServer(db_path, load_inventory(inventory_file), SECRET) as server:
+            digests.append(state_of(server.url, token))
+    assert digests[1] == digests[0]
+    assert len(set(digests)) == 3  # a password or a host's port are part of what is served
+
+
 def test_concurrent_messages_all_get_their_own_id(url: str, token: str) -> None:
     results: list[int] = []
 
@@ -933,11 +985,13 @@ def test_restart_reseeds_the_inventory_but_keeps_messages_and_deploys(
     )
     with MarvinServer(db_path, load_inventory(inventory_file), SECRET) as server:
         token = issue_token(SECRET, "trek")
+        alice_token = issue_token(SECRET, "alice")  # no longer a user: her token still reads
         hosts = call(server.url, "GET", "/api/v1/hosts", token=token).body["data"]
         tags = call(server.url, "GET", "/api/v1/tags", token=token).body["data"]
         channels = call(server.url, "GET", "/api/v1/channels", token=token).body["data"]
-        messages = call(server.url, "GET", "/api/v1/messages", token=token).body["data"]
-        deployed = call(server.url, "GET", "/api/v1/templates/t/1.0.0", token=token)
+        messages = call(server.url, "GET", "/api/v1/messages", token=alice_token).body["data"]
+        deployed = call(server.url, "GET", "/api/v1/templates/t/1.0.0", token=alice_token)
+        not_trek = call(server.url, "GET", "/api/v1/templates/t/1.0.0", token=token).status
         alice = call(
             server.url,
             "POST",
@@ -957,6 +1011,7 @@ def test_restart_reseeds_the_inventory_but_keeps_messages_and_deploys(
     assert channels == [{"id": "C-other", "name": "other"}]
     assert [(m["id"], m["channel_name"], m["message"]) for m in messages] == [(1, "dev", "kept")]
     assert deployed.status == 200
+    assert not_trek == 404
     assert alice.status == 401
     assert nxt.body["data"] == [{"id": 2, "channel_id": "C-other", "forwarded": False}]
 
@@ -982,7 +1037,7 @@ def test_a_database_of_another_schema_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(BadInput) as info:
         server.start()
     assert str(info.value) == (
-        f"{db}: database schema 7 is not the expected 1; delete the file to start afresh"
+        f"{db}: database schema 7 is not the expected 2; delete the file to start afresh"
     )
 
 
@@ -1153,3 +1208,244 @@ def test_server_imports_no_heavy_dependency() -> None:
         check=True,
     )
     assert result.stdout == "[]\n"
+
+
+# --- users are kept apart: messages, channels, deployed items; logins; the file ----------
+
+TWO_USERS = """\
+channels:
+  - {id: C-shared, name: shared}
+  - {id: C-alice, name: alice-only, users: [alice]}
+users:
+  - {username: alice, password: wonderland}
+  - {username: bob, password: builder}
+"""
+
+
+@pytest.fixture
+def two_users(tmp_path: Path) -> Iterator[str]:
+    path = tmp_path / "two.yml"
+    path.write_text(TWO_USERS)
+    with MarvinServer(tmp_path / "two.sqlite", load_inventory(path), SECRET) as server:
+        yield server.url
+
+
+def login(url: str, username: str, password: str, source: str = "127.0.0.1") -> Answer:
+    """POST /api/v1/auth/login from the loopback address ``source`` (127.0.0.0/8)."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(
+        str(parts.hostname), parts.port, timeout=30, source_address=(source, 0)
+    )
+    try:
+        body = json.dumps({"username": username, "password": password})
+        conn.request("POST", "/api/v1/auth/login", body=body)
+        response = conn.getresponse()
+        return Answer(response.status, json.loads(response.read()), dict(response.getheaders()))
+    finally:
+        conn.close()
+
+
+def token_of(url: str, username: str, password: str) -> str:
+    answer = login(url, username, password)
+    assert answer.status == 200, answer.body
+    return str(answer.body["token"])
+
+
+def test_each_user_reads_only_their_own_messages(two_users: str) -> None:
+    alice = token_of(two_users, "alice", "wonderland")
+    bob = token_of(two_users, "bob", "builder")
+    sent = {"channel_ids": ["C-shared", "C-alice"], "message": "for alice's eyes"}
+    assert call(two_users, "POST", "/api/v1/channels/messages", sent, token=alice).status == 200
+    call(
+        two_users,
+        "POST",
+        "/api/v1/channels/messages",
+        {**sent, "channel_ids": ["C-shared"], "message": "from bob"},
+        token=bob,
+    )
+
+    def texts(token: str, query: str = "") -> list[str]:
+        answer = call(two_users, "GET", f"/api/v1/messages{query}", token=token)
+        return [m["message"] for m in answer.body["data"]]
+
+    assert texts(alice) == ["for alice's eyes", "for alice's eyes"]
+    assert texts(bob) == ["from bob"]
+    assert texts(bob, "?after=0") == ["from bob"]
+
+
+def test_a_channel_for_some_users_is_hidden_from_the_others(two_users: str) -> None:
+    alice = token_of(two_users, "alice", "wonderland")
+    bob = token_of(two_users, "bob", "builder")
+    listed = {
+        who: [c["id"] for c in call(two_users, "GET", "/api/v1/channels", token=t).body["data"]]
+        for who, t in (("alice", alice), ("bob", bob))
+    }
+    assert listed == {"alice": ["C-shared", "C-alice"], "bob": ["C-shared"]}
+    body = {"channel_ids": ["C-shared", "C-alice"], "message": "hi"}
+    answer = call(two_users, "POST", "/api/v1/channels/messages", body, token=bob)
+    assert (answer.status, answer.body) == (
+        404,
+        {"code": 404, "msg": "channel 'C-alice' not found"},
+    )
+    assert call(two_users, "GET", "/api/v1/messages", token=bob).body == {"data": []}
+
+
+def test_another_users_template_is_neither_replaced_nor_read(two_users: str) -> None:
+    alice = token_of(two_users, "alice", "wonderland")
+    bob = token_of(two_users, "bob", "builder")
+    upload = {"Content-Type": "application/zip"}
+    path = "/api/v1/templates/host.detect.redis/0.1.0"
+    mine = zip_bytes("alice's graph")
+    assert call(two_users, "PUT", path, raw=mine, token=alice, headers=upload).status == 201
+    refused = {"code": 403, "msg": "template host.detect.redis 0.1.0 belongs to another user"}
+    for query, data in (("?overwrite=true", zip_bytes("bob's graph")), ("", mine)):
+        answer = call(two_users, "PUT", path + query, raw=data, token=bob, headers=upload)
+        assert (answer.status, answer.body) == (403, refused)
+    answer = call(two_users, "GET", path, token=bob)
+    assert (answer.status, answer.body) == (
+        404,
+        {"code": 404, "msg": "template host.detect.redis 0.1.0 not found"},
+    )
+    kept = call(two_users, "GET", path, token=alice)
+    assert kept.body["data"]["digest"] == hashlib.sha256(mine).hexdigest()
+    again = call(
+        two_users, "PUT", path + "?overwrite=true", raw=zip_bytes("v2"), token=alice, headers=upload
+    )
+    assert (again.status, again.body.get("overwritten")) == (200, True)
+
+
+WRONG = {"code": 401, "msg": "wrong username or password"}
+
+
+def slowed(seconds: int) -> dict[str, Any]:
+    return {
+        "code": 429,
+        "msg": f"too many failed logins for this user or from this address; "
+        f"try again in {seconds} s",
+        "retry_after": seconds,
+    }
+
+
+def test_failed_logins_of_a_user_are_slowed_down(two_users: str) -> None:
+    for _ in range(5):
+        assert login(two_users, "alice", "guess").body == WRONG
+    refused = login(two_users, "alice", "wonderland")  # even the right password waits
+    assert (refused.status, refused.body, refused.headers["Retry-After"]) == (429, slowed(1), "1")
+    assert login(two_users, "alice", "wonderland", source="127.0.0.2").status == 429  # per user
+    assert login(two_users, "bob", "builder", source="127.0.0.2").status == 200
+    time.sleep(1.1)
+    assert login(two_users, "alice", "wonderland").status == 200  # a success clears the count
+    assert login(two_users, "alice", "guess").body == WRONG
+
+
+def test_failed_logins_from_a_client_are_slowed_down(two_users: str) -> None:
+    for index in range(5):  # a spray over usernames from one address
+        assert login(two_users, f"user{index}", "guess", source="127.0.0.3").body == WRONG
+    assert login(two_users, "bob", "builder", source="127.0.0.3").body == slowed(1)
+    assert login(two_users, "bob", "builder", source="127.0.0.4").status == 200
+
+
+def test_hammering_the_login_gets_few_password_checks(two_users: str) -> None:
+    statuses: Counter[int] = Counter()
+    deadline = time.monotonic() + 3
+
+    def hammer() -> None:
+        while time.monotonic() < deadline:
+            statuses[login(two_users, "alice", "guess").status] += 1
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # 5 free failures, then one after 1 s and one after 2 more: nowhere near 143 in 3 s
+    assert statuses[401] <= 7
+    assert statuses[429] > 0 and set(statuses) == {401, 429}
+
+
+def test_the_database_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    inventory = load_inventory(tmp_path / "none.yml")
+    fresh = tmp_path / "fresh" / "marvin.sqlite"
+    old = tmp_path / "old" / "marvin.sqlite"
+    old.parent.mkdir()
+    sqlite3.connect(old).close()
+    old.chmod(0o644)
+    mask = os.umask(0)
+    try:
+        for db in (fresh, old):
+            with MarvinServer(db, inventory, SECRET) as server:
+                call(server.url, "GET", "/healthz")
+                files = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+                assert {p.name: oct(p.stat().st_mode & 0o777) for p in files} == {
+                    p.name: "0o600" for p in files
+                }
+    finally:
+        os.umask(mask)
+
+
+SCHEMA_1 = """
+CREATE TABLE assets (id TEXT PRIMARY KEY, type TEXT NOT NULL, name TEXT NOT NULL, ip TEXT,
+    port INTEGER);
+CREATE TABLE asset_tags (asset_id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (asset_id, tag));
+CREATE TABLE channels (id TEXT PRIMARY KEY, name TEXT NOT NULL, webhook TEXT);
+CREATE TABLE users (username TEXT PRIMARY KEY, salt BLOB NOT NULL, password_hash BLOB NOT NULL,
+    name TEXT NOT NULL, email TEXT NOT NULL);
+CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, channel_id TEXT NOT NULL,
+    channel_name TEXT NOT NULL, message TEXT NOT NULL, created_at TEXT NOT NULL, task_id TEXT);
+CREATE TABLE deployed (kind TEXT NOT NULL, id TEXT NOT NULL, version TEXT NOT NULL,
+    digest TEXT NOT NULL, size INTEGER NOT NULL, created_at TEXT NOT NULL,
+    content BLOB NOT NULL, PRIMARY KEY (kind, id, version));
+INSERT INTO messages (channel_id, channel_name, message, created_at)
+    VALUES ('C-shared', 'shared', 'from before', '2024-05-01T12:00:00Z');
+INSERT INTO deployed VALUES ('template', 't', '1.0.0', 'x', 1, '2024-05-01T12:00:00Z', 'x');
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_database_from_before_owners_is_upgraded_and_its_rows_are_nobodys(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "marvin.sqlite"
+    conn = sqlite3.connect(db)
+    conn.executescript(SCHEMA_1)
+    conn.close()
+    path = tmp_path / "two.yml"
+    path.write_text(TWO_USERS)
+    with MarvinServer(db, load_inventory(path), SECRET) as server:
+        alice = token_of(server.url, "alice", "wonderland")
+        messages = call(server.url, "GET", "/api/v1/messages", token=alice).body
+        fetched = call(server.url, "GET", "/api/v1/templates/t/1.0.0", token=alice).status
+        upload = {"Content-Type": "application/zip"}
+        put = call(
+            server.url,
+            "PUT",
+            "/api/v1/templates/t/1.0.0",
+            raw=zip_bytes("t"),
+            token=alice,
+            headers=upload,
+        )
+        sent = call(
+            server.url,
+            "POST",
+            "/api/v1/channels/messages",
+            {"channel_ids": ["C-shared"], "message": "now"},
+            token=alice,
+        )
+    assert (messages, fetched, put.status) == ({"data": []}, 404, 201)
+    assert sent.body["data"][0]["id"] == 2  # ids keep counting up
+    with sqlite3.connect(db) as check:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_a_client_resetting_its_connection_leaves_no_traceback(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parts = urlsplit(url)
+    for _ in range(3):
+        sock = socket.create_connection((str(parts.hostname), int(parts.port or 0)), timeout=30)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset, while the server waits for the next request
+    assert call(url, "GET", "/healthz").status == 200
+    assert capsys.readouterr().err == ""

@@ -96,7 +96,8 @@ def test_validate_refuses_a_script_or_package_named_marvin(
     assert main(["createproject", "flow", "-y"]) == 0
     root = cwd / "flow"
     script = root / "src" / "blcks" / "marvin"
-    script.mkdir(parents=True)
+    (script / "handler").mkdir(parents=True)
+    (script / "handler" / "handler.py").write_text("")  # a script validate takes as whole
     (script / "marvin.para").write_text(PARA)
     (root / "packages.json").write_text(json.dumps({"packages": {"marvin": ""}}))
     with pytest.raises(ManyErrors) as caught:

@@ -101,7 +101,15 @@ def test_pack_without_all_packs_only_the_workflow(
 def test_second_pack_does_nothing(ref: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pack(capsys, "-a")
     before = (ref / WORKFLOW_ZIP).stat().st_mtime_ns, (ref / SCRIPT_ZIP).stat().st_mtime_ns
-    assert pack(capsys, "-a") == (0, "")
+    code, out = pack(capsys, "-a")
+    assert (code, sorted(out.splitlines())) == (
+        0,
+        [
+            "bin/blcks.detectredis-0.1.0.zip is up to date",
+            "bin/host.detect.redis-0.1.0.zip is up to date",
+        ],
+    )
+    assert pack(capsys) == (0, "bin/host.detect.redis-0.1.0.zip is up to date\n")
     assert main(["pack", "-a", "-v"]) == 0
     out = capsys.readouterr().out
     assert "-- pack:workflow (up to date)\n" in out
@@ -261,6 +269,19 @@ def test_packblcks_outside_a_script_folder(ref: Path, capsys: pytest.CaptureFixt
         "",
         "trek: error: src: no src.para here; not a blcks script folder\n",
     )
+
+
+def test_packblcks_refuses_a_script_without_its_handler(
+    ref: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (ref / SCRIPT / "handler" / "handler.py").unlink()
+    assert main(["packblcks", "-p", str(SCRIPT)]) == 2
+    assert capsys.readouterr() == (
+        "",
+        "trek: error: src/blcks/detectredis: blcks script 'detectredis' has no "
+        "handler/handler.py; run `trek initblcks -p src/blcks/detectredis`\n",
+    )
+    assert not (ref / SCRIPT / "bin").exists()
 
 
 def test_packages_json_lists_what_is_packed(ref: Path, capsys: pytest.CaptureFixture[str]) -> None:

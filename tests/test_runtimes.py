@@ -116,3 +116,50 @@ def test_a_process_that_is_not_ours_is_never_stopped() -> None:
 
     assert process.ours(os.getpid()) is None
     assert not process.stop(os.getpid(), "any", wait=False)
+
+
+def test_a_cold_build_says_which_script_which_requirements_and_how_long(
+    tmp_path: Path, store: Path
+) -> None:
+    from trek_tasks.events import attached
+    from trek_tasks.progress import EnvBuilding, EnvBuilt
+    from trek_tasks.reporter import Terminal
+
+    runtime = load_runtime("local")
+    script = echo_script(tmp_path)
+    lines: list[str] = []
+    seen: list[object] = []
+    with attached(Terminal(lines.append)), attached(seen.append):
+        runtime.install_env(script)
+        runtime.install_env(script)  # warm: nothing to build, nothing said
+    assert [type(event) for event in seen] == [EnvBuilding, EnvBuilt]
+    assert lines[0] == "building environment for echo (no requirements)..."
+    assert lines[1].startswith("environment for echo built in ") and lines[1].endswith(" s")
+    assert len(lines) == 2
+
+
+def test_environments_are_built_with_the_uv_the_package_ships() -> None:
+    import tomllib
+    import uv
+    from conftest import REPO
+
+    from trek_tasks.runtimes.local import uv_binary
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert any(dep.split(">")[0] == "uv" for dep in project["dependencies"])
+    assert uv_binary() == str(uv.find_uv_bin())
+
+
+def test_the_listener_of_a_port_is_found_and_named_only_when_ours() -> None:
+    import os
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        assert process.can_listen(busy.getsockname()[1]) is False  # bound: taken
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert process.listener(port) == os.getpid()
+        assert process.holder(port) is None  # this test process is no server of ours
+    assert process.listener(port) is None
+    assert process.can_listen(port)

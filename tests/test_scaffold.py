@@ -160,6 +160,8 @@ def test_createproject_asks_for_the_marvin_settings(cwd: Path) -> None:
     assert result.output == (
         "Project [asked] creating...\n"
         "This utility will walk you through creating a config.json file.\n"
+        "Marvin url: leave it empty to use the local Marvin Trek starts for this project; "
+        "set one later with `trek config marvin_url URL`.\n"
         "Marvin url []: https://marvin.example\n"
         "Marvin JWT []: \n"
         "Marvin secret []: \n"
@@ -178,7 +180,10 @@ def test_createproject_asks_for_the_marvin_settings(cwd: Path) -> None:
 def test_a_url_that_is_not_http_is_asked_again(cwd: Path) -> None:
     result = CliRunner().invoke(cli, ["createproject", "p"], input="ftp://x\nhttp://ok:8080\n\n\n")
     assert result.exit_code == 0, result.output
-    assert "Error: give an http:// or https:// URL, or nothing\n" in result.output
+    assert (
+        "Error: 'marvin_url' must be an http(s) URL such as 'https://marvin.example.com', "
+        "or nothing for the local one\n"
+    ) in result.output
     config = json.loads((cwd / "p/.trek/config.json").read_text())
     assert config["marvin_url"] == "http://ok:8080"
     assert mode(cwd / "p/.trek/config.json") == 0o644
@@ -342,7 +347,9 @@ def test_init_adds_the_missing_files_and_overwrites_none(
     assert out[0] == "Project [my.flow] initializing..."
     assert out[-1] == "Done"
     added = PROJECT_FILES - {"src/graph.yml", "README.md"}
-    assert sorted(out[1:-1]) == sorted(f"  added {name}" for name in added)
+    assert sorted(out[1:-1]) == sorted(
+        [*(f"  added {name}" for name in added), "  kept README.md", "  kept src/graph.yml"]
+    )
     assert files_in(folder) == PROJECT_FILES
     assert (folder / "src/graph.yml").read_text() == "mine: true\n"
     assert (folder / "README.md").read_text() == "mine\n"
@@ -452,6 +459,21 @@ def test_the_generated_handler_test_passes_with_plain_pytest(cwd: Path) -> None:
     assert "1 passed" in done.stdout
 
 
+def test_the_test_requirements_name_the_trek_tasks_that_made_the_script(cwd: Path) -> None:
+    """trek-tasks is not on PyPI: a bare `trek-tasks` line fails in a fresh venv. From a
+    checkout the line points at it (checked for real: pip install -r in a new venv, then
+    pytest, passes)."""
+    assert main(["createblcks", "b1"]) == 0
+    lines = (cwd / "b1/requirements-test.txt").read_text().splitlines()
+    assert [line for line in lines if not line.startswith("#")] == [
+        "pytest>=8",
+        f"trek-tasks @ {REPO.as_uri()}",
+    ]
+    readme = (cwd / "b1/README.md").read_text()
+    assert ".venv/bin/pip install -r handler/requirements.txt -r requirements-test.txt" in readme
+    assert "`doit test:b1`" in readme
+
+
 def test_initblcks_turns_a_folder_into_a_script(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -469,13 +491,86 @@ def test_initblcks_keeps_an_existing_handler_and_skips_the_sample_that_would_not
     folder = tmp_path / "checker"
     (folder / "handler").mkdir(parents=True)
     (folder / "handler/handler.py").write_text("# mine\n")
-    added = {p.as_posix() for p in init_blcks(folder)}
+    placed = init_blcks(folder)
     sample = {"checker.para", "handler/handler.py", "tests/test_handler.py", "inputs/event.yml"}
-    assert added == blcks_files("checker") - sample
+    assert {p.as_posix() for p in placed.added} == blcks_files("checker") - sample
+    assert [p.as_posix() for p in placed.kept] == ["handler/handler.py"]
+    assert sorted(p.as_posix() for p in placed.left_out) == sorted(sample - {"handler/handler.py"})
     assert (folder / "handler/handler.py").read_text() == "# mine\n"
     assert not (folder / "checker.para").exists()
     assert not (folder / "tests/test_handler.py").exists()
     assert (folder / "openfaas.yml").is_file() and (folder / "tests/conftest.py").is_file()
+
+
+PARA = """\
+id: checker
+schemaVersion: '0.2'
+name: checker
+title: checker
+version: '0.2.0'
+description: Check hosts.
+namespace: local
+inputs:
+  tag_name: {type: string, examples: [redis]}
+  limit: {type: integer}
+required: [tag_name]
+outputs:
+  fail_hosts_count: {type: integer}
+  fail_hosts: {type: array}
+"""
+
+
+def test_initblcks_fits_the_missing_handler_tests_and_inputs_to_the_para(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "checker"
+    folder.mkdir()
+    (folder / "checker.para").write_text(PARA)
+    (folder / "handler").mkdir()
+    (folder / "handler/requirements.txt").write_text("redis>=5\n")
+    assert main(["initblcks", "-p", str(folder)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    kept = {"checker.para", "handler/requirements.txt"}
+    assert out[1:-1] == [
+        *(f"  added {name}" for name in sorted(blcks_files("checker") - kept, key=template_order)),
+        "  kept handler/requirements.txt",
+        "  kept checker.para",
+    ]
+    assert (folder / "checker.para").read_text() == PARA
+    assert (folder / "handler/requirements.txt").read_text() == "redis>=5\n"
+    handler = (folder / "handler/handler.py").read_text()
+    assert "def process(tag_name, limit=None):" in handler
+    assert yaml.safe_load((folder / "inputs/event.yml").read_text()) == {"tag_name": "redis"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=folder,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+
+
+def template_order(name: str) -> str:
+    """The order a template set renders in (sorted template paths, ``dot-`` as written)."""
+    return name.replace(".gitignore", "dot-gitignore").replace(".trek/", "dot-trek/")
+
+
+def test_createblcks_force_lists_what_it_replaced(
+    cwd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["createblcks", "b1"]) == 0
+    (cwd / "b1/handler/handler.py").write_text("# mine\n")
+    (cwd / "b1/tests/test_handler.py").unlink()
+    capsys.readouterr()
+    assert main(["createblcks", "b1", "-f", "-y"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Blcks [b1] creating..." and out[-1] == "Done"
+    assert "  added tests/test_handler.py" in out
+    assert "  replaced handler/handler.py" in out
+    assert len(out) == 2 + len(blcks_files("b1"))
 
 
 def test_initblcks_refuses_a_project_folder(cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -86,3 +86,20 @@ def test_a_held_lock_names_its_holder(tmp_path: Path) -> None:
         assert done.stdout.decode().strip() == str(os.getpid())
     with file_lock(lock, wait=False):
         pass
+
+
+def test_the_marvin_docs_name_every_file_the_local_marvin_writes(tmp_path: Path) -> None:
+    from conftest import REPO
+
+    state = StateLayout.for_project(tmp_path)
+    written = [
+        state.marvin_db,
+        state.marvin_state,
+        state.marvin_log,
+        state.marvin_secret,
+        state.marvin_secret_run,
+    ]
+    doc = (REPO / "docs" / "marvin-api.md").read_text()
+    for path in written:
+        assert f"`{path.relative_to(tmp_path).as_posix()}`" in doc
+    assert ".trek/marvin.db" not in doc

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HANDLER_FILES, build_reference
+from conftest import HANDLER_FILES, build_reference, require_tool
 from doit.cmd_base import ModuleTaskLoader
 from doit.doit_cmd import DoitMain
 from doit.exceptions import InvalidDodoFile
@@ -72,15 +72,25 @@ def test_validate_task(ref: Path) -> None:
 
 
 def test_graph_task(ref: Path) -> None:
+    require_tool("dot")
     task = tasks_of(namespace(ref))["graph"]
     assert task.file_dep == {str(ref / "src" / "graph.yml")}
-    assert task.targets == [str(ref / ".trek" / "graph.gv")]
+    state = ref / ".trek"
+    assert task.targets == [str(state / name) for name in ("graph.gv", "graph.png", "graph.svg")]
     assert task.task_dep == []
+
+
+def test_graph_task_without_dot_targets_only_the_dot_file(
+    ref: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(ref / "no-bin"))
+    task = tasks_of(namespace(ref))["graph"]
+    assert task.targets == [str(ref / ".trek" / "graph.gv")]
 
 
 def test_pack_workflow_task(ref: Path) -> None:
     tasks = tasks_of(namespace(ref))
-    assert tasks["pack"].task_dep == ["pack:workflow", "pack:detectredis"]
+    assert tasks["pack"].task_dep == ["pack:workflow", "pack:detectredis", "pack:_stale"]
     task = tasks["pack:workflow"]
     assert task.file_dep == {
         str(ref / "manifest.json"),
@@ -121,6 +131,43 @@ def test_a_new_script_gets_its_pack_task(ref: Path) -> None:
     task = tasks_of(namespace(ref))["pack:b2"]
     assert task.targets == [str(ref / "bin" / "blcks.b2-2.0.0.zip")]
     assert task.file_dep == {str(other / "b2.para"), str(other / "handler" / "handler.py")}
+
+
+def test_pack_removes_the_zips_of_scripts_that_are_gone_and_nothing_else(
+    ref: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    import zipfile
+
+    monkeypatch.chdir(ref)
+    other = ref / "src" / "blcks" / "b2"
+    shutil.copytree(ref / "src" / "blcks" / "detectredis", other)
+    para = (other / "detectredis.para").read_text()
+    (other / "detectredis.para").unlink()
+    para = para.replace("id: detectredis", "id: b2").replace('"0.1.0"', '"2.0.0"')
+    (other / "b2.para").write_text(para)
+    assert main(["pack", "-a", "-p", str(ref)]) == 0
+    bin_dir = ref / "bin"
+    with zipfile.ZipFile(bin_dir / "blcks.mine-1.0.zip", "w") as theirs:
+        theirs.writestr("handler/handler.py", "")  # named like ours, made by someone else
+    (bin_dir / "blcks.notes.txt").write_text("")
+    shutil.copy(bin_dir / "blcks.b2-2.0.0.zip", bin_dir / "blcks.b2-1.9.0.zip")  # older pack
+    shutil.rmtree(other)
+    capsys.readouterr()
+    assert main(["pack", "-a", "-p", str(ref)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line for line in out if line.startswith("Removed")] == [
+        "Removed bin/blcks.b2-1.9.0.zip: no own script packs into it any more",
+        "Removed bin/blcks.b2-2.0.0.zip: no own script packs into it any more",
+    ]
+    assert sorted(p.name for p in bin_dir.iterdir()) == [
+        "blcks.detectredis-0.1.0.zip",
+        "blcks.mine-1.0.zip",
+        "blcks.notes.txt",
+        "host.detect.redis-0.1.0.zip",
+    ]
+    assert main(["pack", "-a", "-p", str(ref)]) == 0
+    assert "Removed" not in capsys.readouterr().out
 
 
 def test_packages_json_is_optional_for_pack(ref: Path) -> None:

@@ -158,6 +158,7 @@ graph:
     - source: '5'
       target: '1'
 """,
+    "src/blcks/detectredis/handler/handler.py": "# the script's code (its kind's main file)\n",
     "src/blcks/detectredis/detectredis.para": """\
 ---
 id: detectredis
@@ -738,6 +739,16 @@ def test_own_para_errors(ref: Path) -> None:
     ]
 
 
+def test_an_own_script_without_its_main_file_is_an_error_naming_the_fix(ref: Path) -> None:
+    (ref / "src/blcks/detectredis/handler/handler.py").unlink()
+    result = trek("validate", cwd=ref)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "trek: error: src/blcks/detectredis: blcks script 'detectredis' has no "
+        "handler/handler.py; run `trek initblcks -p src/blcks/detectredis`\n"
+    )
+
+
 def test_para_id_must_match_its_folder(ref: Path) -> None:
     edit(OWN, "id: detectredis", "id: detect_redis")
     assert errors() == [
@@ -783,7 +794,7 @@ def test_validate_para_alone(ref: Path) -> None:
     problems, notes = validate_para(Path(TAGS))
     assert [str(p) for p in problems] == [
         "trek_packages/blckssettags/blckssettags.para:2:1: invalid YAML: "
-        "expected ',' or ']', but got '<stream end>'"
+        "did not find expected ',' or ']'"
     ]
 
 
@@ -844,8 +855,10 @@ def test_packages_lock_and_config_errors(ref: Path) -> None:
         "packages.json:2:42: key 'x y' is not a script id (letters, digits, '.', '_' or '-')",
         "packages.json:2:49: package 'x y' must be a version specifier such as '==0.5.0' "
         "(or '' for the newest), a URL or a zip path",
-        "packages.lock.json:1:13: 'version' must be 1",
-        "packages.lock.json:2:62: package 'notification': 'sha256' must be 64 lowercase hex digits",
+        "packages.lock.json:1:13: 'version' must be 1; delete packages.lock.json and run "
+        "`trek install` to re-create it",
+        "packages.lock.json:2:62: package 'notification': 'sha256' must be 64 lowercase hex "
+        "digits; delete packages.lock.json and run `trek install` to re-create it",
         ".trek/config.json:1:2: unknown key 'routerport'; did you mean 'router_port'?",
         ".trek/config.json:2:17: 'router_port' must be a port number from 1 to 65535, "
         "or 0 for any free port",
@@ -865,8 +878,8 @@ def test_malformed_yaml_is_reported_with_the_other_errors(ref: Path) -> None:
         "src/graph.yml:45:15: node 5: unknown script 'notifcation' (did you mean "
         "'notification'?); create it with `trek createblcks notifcation` or install it "
         "with `trek install notifcation`",
-        "inputs/data.yml:3:1: invalid YAML: expected ',' or ']', but got '<stream end>'",
-        "inputs/event.yml:2:1: invalid YAML: expected the node content, but found '<stream end>'",
+        "inputs/data.yml:3:1: invalid YAML: did not find expected ',' or ']'",
+        "inputs/event.yml:2:1: invalid YAML: did not find expected node content",
     ]
 
 
@@ -942,6 +955,34 @@ def test_command_ok(ref: Path) -> None:
     assert result.stderr.splitlines() == [
         f"trek: warning: host.detect.redis/{w}" for w in REFERENCE_WARNINGS
     ]
+
+
+def test_cron_zones_come_from_tzdata_not_the_hosts_zone_files(ref: Path) -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert any(dep.startswith("tzdata") for dep in project["dependencies"])
+    edit(
+        G,
+        "        sources: []",
+        "        sources:\n"
+        "        - {type: cron, data: '*/5 * * * *::Asia/Taipei'}\n"
+        "        - {type: cron, data: '0 3 * * *::Europe/Berln'}",
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONTZPATH": str(ref / "no-zones-here")}
+    result = subprocess.run(
+        [sys.executable, "-m", "trek_tasks", "validate"],
+        cwd=ref,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "trek: error: src/graph.yml:14:30: unknown timezone 'Europe/Berln'; "
+        "did you mean 'Europe/Berlin'?\n"
+    )
 
 
 def test_command_errors_one_line_each_exit_2(ref: Path) -> None:

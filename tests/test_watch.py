@@ -157,7 +157,7 @@ def test_doit_auto_repacks_on_edits_and_survives_a_broken_graph(
     watch.wait_for(r"^Success packing")
     assert packed_handler(reference) == "VERSION = 3\n"
 
-    assert watch.interrupt() == 0
+    assert watch.interrupt() == 130
     assert watch.lines[-1] == "-- stopped watching"
     assert not any("Traceback" in line for line in watch.lines)
 
@@ -175,7 +175,7 @@ def test_a_new_script_is_seen_without_restarting(
     staged.rename(reference / "src" / "blcks" / "detectcopy")
     watch.wait_for(r"^-- change: src/blcks/detectcopy")
     watch.wait_for(r"^Success packing, output: bin/blcks\.detectcopy-")
-    assert watch.interrupt() == 0
+    assert watch.interrupt() == 130
 
 
 def test_max_cycles_ends_after_one_run_with_its_exit_code(reference: Path) -> None:
@@ -227,7 +227,7 @@ def test_trek_watch_reports_a_broken_project_in_trek_words_and_keeps_watching(
     graph.write_text("graph: [\n")
     assert watch.wait_for(r"^-- change: ") == "-- change: src/graph.yml; running execute"
     watch.wait_for(r"^trek: error: src/graph\.yml:")
-    assert watch.interrupt() == 0
+    assert watch.interrupt() == 130
     assert watch.lines[-1] == "-- stopped watching"
 
 
@@ -323,7 +323,7 @@ def test_doit_auto_run_reruns_the_example_and_survives_a_syntax_error(
     watch.wait_for(r"^restart detectredis: ")
     watch.wait_for(r"^Done\. \[host\.detect\.redis\]$")
 
-    assert watch.interrupt() == 0
+    assert watch.interrupt() == 130
     project = Project.load(example_up)
     env = Environment(project)
     assert [env.stale_reason(s) for s in project.used_scripts()] == [None, None, None]
@@ -340,7 +340,7 @@ def test_trek_watch_reruns_and_shuts_down_when_asked(
     assert watch.wait_for(r"^-- change: ") == f"-- change: {HANDLER}; running execute"
     watch.wait_for(r"^restart detectredis: handler/handler\.py changed$")
     watch.wait_for(r"^Done\. \[host\.detect\.redis\]$")
-    assert watch.interrupt() == 0
+    assert watch.interrupt() == 130
     assert "closing local Marvin..." in watch.lines
     assert not list((example_up / ".trek" / "env").glob("*.json"))
 

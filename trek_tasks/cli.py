@@ -14,8 +14,8 @@ import traceback
 import click
 
 from trek_tasks import __version__
-from trek_tasks.commands import Session, verbose_option
-from trek_tasks.errors import ManyErrors, TrekError
+from trek_tasks.commands import Session, verbose_option, version_line
+from trek_tasks.errors import INTERRUPTED, ManyErrors, TrekError
 
 # command name -> "module:function" in trek_tasks.commands
 COMMANDS = {
@@ -37,6 +37,7 @@ COMMANDS = {
     "logs": "environment:logs",
     "run": "environment:run_cmd",
     "watch": "environment:watch",
+    "gc": "environment:gc",
     "pack": "ship:pack",
     "packblcks": "ship:packblcks",
 }
@@ -70,7 +71,7 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @verbose_option
-@click.version_option(__version__, "--version", prog_name="trek")
+@click.version_option(__version__, "--version", message=version_line())
 def cli() -> None:
     """Trek on doit: write, run and ship Marvin workflows with incremental tasks."""
 
@@ -83,15 +84,19 @@ def main(argv: list[str] | None = None) -> int:
     except TrekError as err:
         if session.verbose:
             traceback.print_exc()
+        from trek_tasks.files import one_line
+
         for problem in err.errors if isinstance(err, ManyErrors) else [err]:
-            click.echo(f"trek: error: {problem}", err=True)
+            click.echo(f"trek: error: {one_line(str(problem))}", err=True)
+            if problem.detail:
+                click.echo(problem.detail, err=True)
         return err.exit_code
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        return 130
+        return INTERRUPTED
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        return 130
+        return INTERRUPTED
     except click.UsageError as err:
         command_path = err.ctx.command_path if err.ctx else "trek"
         message = err.format_message()

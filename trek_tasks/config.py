@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trek_tasks.errors import BadInput
-from trek_tasks.files import display, dump_json, load_json, write_atomic
+from trek_tasks.files import Document, display, dump_json, load_json, load_marked, write_atomic
 from trek_tasks.kinds import code_base_defaults
 from trek_tasks.state import STATE_DIR
 
@@ -44,6 +44,10 @@ DEFAULTS: dict[str, Any] = {
 DEFAULTS.update({k: v for k, v in code_base_defaults().items() if k not in DEFAULTS})
 
 INT_KEYS = frozenset({"router_port", "action_timeout"})
+# Settings naming a file or folder of the project: checked (Config.checked) before use.
+PATH_KEYS = frozenset(
+    {"input_data_path", "input_event_path", "local_inventory_file", *code_base_defaults()}
+)
 OBJECT_KEYS = frozenset({"envs"})
 CREDENTIAL_KEYS = frozenset({"marvin_JWT", "marvin_secret"})
 
@@ -67,6 +71,16 @@ class Config:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
+
+    def checked(self, key: str) -> Any:
+        """The value of ``key`` checked against the config schema (the rule ``trek
+        validate`` applies): a bad one is BadInput naming its file, line and key. Only a
+        value a file sets is checked (the defaults are valid)."""
+        value = self.values[key]
+        source = self.sources.get(key)
+        if source is not None and value != DEFAULTS.get(key):
+            check_value(key, load_marked(source))
+        return value
 
     @classmethod
     def load(cls, project_root: Path | None = None, script_dir: Path | None = None) -> Config:
@@ -113,18 +127,30 @@ def parse_value(key: str, text: str) -> Any:
     check_key(key)
     if key in INT_KEYS:
         try:
-            return int(text)
+            value: Any = int(text)
         except ValueError:
             raise BadInput(f"'{key}' takes a whole number, not '{text}'", "config") from None
-    if key in OBJECT_KEYS:
+    elif key in OBJECT_KEYS:
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
             value = None
         if not isinstance(value, dict):
             raise BadInput(f"'{key}' takes a JSON object, e.g. '{{\"A\": \"1\"}}'", "config")
-        return value
-    return text
+    else:
+        value = text
+    try:
+        check_value(key, Document("config", {key: value}))
+    except BadInput as err:
+        raise BadInput(err.message, "config") from None
+    return value
+
+
+def check_value(key: str, doc: Document) -> None:
+    """Raise BadInput when ``key`` in the config ``doc`` breaks the config schema."""
+    from trek_tasks.validate.schema import check_setting
+
+    check_setting(doc, key)
 
 
 def mask(key: str, value: Any) -> Any:

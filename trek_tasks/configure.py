@@ -15,7 +15,7 @@ from trek_tasks.config import (
     update_file,
 )
 from trek_tasks.errors import BadInput
-from trek_tasks.project import find_root, find_root_or_none
+from trek_tasks.project import MANIFEST, find_root, find_root_or_none
 
 
 def _project_root(path: Path | None) -> Path | None:
@@ -73,3 +73,12 @@ def write_setting(
         update_file(target, key, unset=True)
     elif value is not None:
         update_file(target, key, parse_value(key, value))
+
+
+def reset_hint(key: str, source: Path | None) -> str:
+    """How to give ``key``, read from the config file ``source``, its default back."""
+    if source == global_config_path():
+        return f"`trek config --global {key} ''`"
+    if source is None or (source.parents[1] / MANIFEST).is_file():
+        return f"`trek config {key} ''`"
+    return "emptying it there"  # a script folder's own layer: `trek config` writes elsewhere

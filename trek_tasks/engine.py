@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 from trek_tasks.errors import BadInput, TrekError
-from trek_tasks.expr import coerce, evaluate_filter, render, set_path
+from trek_tasks.expr import coerce, decide_filter, render, set_path
 from trek_tasks.graph import Edge, Node, Workflow
 from trek_tasks.kinds import default_kind
 from trek_tasks.paratypes import type_problem
@@ -50,7 +50,19 @@ class NodeRun:
     started: float = 0.0
     duration: float = 0.0
     error: str = ""
-    code: str = ""  # digest of the script's files and config envs when it ran
+    reason: str = ""  # why it was skipped: the filters that were false, with their values
+    code: str = ""  # digest of the script's files, config envs, environment and SDK
+    state: str = ""  # digest of the Marvin state scripts read, at the node's start ("": unknown)
+
+
+def script_warning(run: NodeRun) -> str | None:
+    """What a script that answered reported as not done, by the bundled scripts'
+    convention (outputs ``status: failure``, with a ``message`` when it gives one);
+    None when it reported nothing of the kind. The node stays done: its edges follow."""
+    if run.status != "done" or run.outputs.get("status") != "failure":
+        return None
+    message = run.outputs.get("message")
+    return str(message) if message else "status: failure"
 
 
 @dataclass(frozen=True)
@@ -58,7 +70,7 @@ class RunResult:
     workflow: str
     run_id: str
     status: str
-    nodes: dict[str, NodeRun]
+    nodes: dict[str, NodeRun]  # in execution order (``Engine.run``)
     started: float
     duration: float
     error: str = ""
@@ -135,6 +147,9 @@ class RunSettings:
     reuse: Mapping[str, NodeRun] = field(default_factory=dict)
     code_digests: Mapping[str, str] = field(default_factory=dict)
     script_types: Mapping[str, str] = field(default_factory=dict)  # by script id, from its kind
+    # The digest of what scripts can read from the Marvin now ("" or None: unknown, so
+    # nothing is reused); asked at each action node's start.
+    state_probe: Callable[[], str] | None = None
 
 
 def script_event(
@@ -231,6 +246,8 @@ class Engine:
             for n in workflow.nodes
         }
         self.taken: dict[int, bool] = {}
+        self.not_taken: dict[int, str] = {}  # why an edge was not taken, by edge index
+        self.order: list[str] = []  # node ids in the order they started
         self.fresh: set[str] = set()  # nodes whose outputs may differ from the reused run
 
     def _emit(self, event: EngineEvent) -> None:
@@ -294,7 +311,8 @@ class Engine:
                 inputs = self._inputs(node)
                 para = self.settings.paras.get(node.script_id, {})
                 apply_defaults(inputs, para)
-                run = replace(run, inputs=inputs)
+                probe = self.settings.state_probe
+                run = replace(run, inputs=inputs, state=probe() if probe else "")
                 if self._reusable(node, run):
                     outputs = self.settings.reuse[node.id].outputs
                     return Job(replace(run, status="reused", outputs=outputs), clock)
@@ -314,7 +332,8 @@ class Engine:
         )
 
     def _reusable(self, node: Node, run: NodeRun) -> bool:
-        """Exact reuse: same code and envs, same inputs, and nothing upstream re-executed."""
+        """Exact reuse: same code (files, envs, environment, SDK), same inputs, the same
+        Marvin state to read, and nothing upstream re-executed."""
         last = self.settings.reuse.get(node.id)
         return (
             last is not None
@@ -322,6 +341,8 @@ class Engine:
             and bool(run.code)
             and last.code == run.code
             and last.inputs == run.inputs
+            and bool(run.state)
+            and last.state == run.state
             and not self._upstream_fresh(node)
         )
 
@@ -331,14 +352,27 @@ class Engine:
         for edge in self.workflow.outgoing(node.id):
             if run.status == "skipped":
                 self.taken[edge.index] = False
+                self.not_taken[edge.index] = f"node {node.id} was skipped"
             elif edge.filters:
                 context = self._context({node.id: run.outputs})
                 try:
-                    self.taken[edge.index] = evaluate_filter(edge.filters, context)
+                    decision = decide_filter(edge.filters, context)
                 except TrekError as err:
                     raise BadInput(f"edge {edge.key} filters: {err.message}") from None
+                self.taken[edge.index] = decision.holds
+                if not decision.holds:
+                    self.not_taken[edge.index] = f"edge {edge.key}: {decision.why}"
             else:
                 self.taken[edge.index] = True
+
+    def _skip_reason(self, node: Node) -> str:
+        """Why no incoming edge of ``node`` was taken: each edge's false filter with the
+        values it compared, or the skipped node it comes from."""
+        edges = self.workflow.incoming(node.id)
+        whys = list(dict.fromkeys(self.not_taken[e.index] for e in edges))
+        if all(self.runs[e.source].status == "skipped" for e in edges):
+            return f"no incoming edge taken: {'; '.join(whys)}"
+        return "; ".join(whys)
 
     def _ready(self, node: Node) -> bool | None:
         """True to run, False to skip, None while an incoming edge is undecided."""
@@ -370,6 +404,7 @@ class Engine:
 
             def submit(node: Node) -> None:
                 del pending[node.id]
+                self.order.append(node.id)
                 if self.settings.interval:
                     time.sleep(self.settings.interval)
                 self._emit(NodeStarted(node, self._script_type(node), self.settings.interval))
@@ -397,11 +432,15 @@ class Engine:
         for node_id in pending:
             if self.runs[node_id].status == "pending":
                 self.runs[node_id] = replace(self.runs[node_id], status="not run")
+        # Execution order: the nodes that started, as they started, then the others in
+        # graph order; the summary and the run record list them so.
+        begun = set(self.order)
+        ordered = [*self.order, *(n for n in self.runs if n not in begun)]
         result = RunResult(
             self.settings.name,
             self.settings.run_id,
             "failed" if error else "done",
-            self.runs,
+            {node_id: self.runs[node_id] for node_id in ordered},
             started,
             time.perf_counter() - clock,
             error,
@@ -426,7 +465,9 @@ class Engine:
                     submit(target)
                 else:
                     del pending[target.id]
-                    self.runs[target.id] = replace(self.runs[target.id], status="skipped")
-                    reason = "no incoming edge taken"
+                    reason = self._skip_reason(target)
+                    self.runs[target.id] = replace(
+                        self.runs[target.id], status="skipped", reason=reason
+                    )
                     self._emit(NodeSkipped(target, self._script_type(target), reason))
                     queue.append(target)

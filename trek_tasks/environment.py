@@ -17,15 +17,20 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from trek_tasks import store
 from trek_tasks.config import Config
 from trek_tasks.errors import BadInput, ManyErrors, StepFailed
-from trek_tasks.files import write_atomic
+from trek_tasks.files import content_digest, write_atomic
+from trek_tasks.progress import GcReport
 from trek_tasks.project import Project, Script
 from trek_tasks.runtimes import CONFIG_CHOICES, RUNTIMES, process
-from trek_tasks.runtimes.base import Handle, Runtime, changed_files, file_digests
+from trek_tasks.runtimes.base import Handle, Runtime, changed_files, file_digests, sdk_hash
+from trek_tasks.state import store_dir
 
 MARVIN_READY_TIMEOUT = 15.0
 MARVIN_ROLE = "marvin"
+PORT_TRIES = 10  # router_port and the ports after it, tried in turn when taken
+PORT_IN_USE = 4  # the local Marvin's exit code when its port is taken (server.PortInUse)
 
 
 def load_runtime(name: str) -> Runtime:
@@ -70,10 +75,13 @@ class Environment:
         return Handle.load(self.handle_path(script_id))
 
     def logs(self, script_id: str, follow: bool = False, tail: int | None = None) -> Iterator[str]:
-        """What ``script_id`` logged (nothing when it has no handle)."""
+        """What ``script_id`` logged: from its runtime while it has a handle, else its
+        last log file (kept after a stop; never followed)."""
         handle = self.handle(script_id)
         if handle is not None:
             yield from self.runtime.logs(handle, follow, tail)
+        else:
+            yield from process.tail_lines(self.log_path(script_id), tail)
 
     def script_env(self, script: Script) -> dict[str, str]:
         """The config ``envs`` for this script (its own config layer included)."""
@@ -96,6 +104,8 @@ class Environment:
         changed = changed_files(handle.files, file_digests(script))
         if changed:
             return f"{', '.join(changed)} changed"
+        if handle.sdk != sdk_hash():
+            return "SDK changed"
         if handle.env_key != self.runtime.env_key(script):
             return "requirements changed"
         if handle.envs_hash != self.envs_hash(self.script_env(script)):
@@ -111,31 +121,69 @@ class Environment:
         """
         old = self.handle(script.id)
         old_running = old is not None and self.runtime.healthy(old)
+        self.stop_strays(script.id, keep=old)
+        self.record_envs()
         envs = self.script_env(script)
         port = process.free_port(0 if old is None or old_running else urlsplit(old.url).port or 0)
         self.log_path(script.id).unlink(missing_ok=True)
         handle = self.runtime.start(script, port, envs, self.log_path(script.id), self.identity)
-        handle = replace(handle, envs_hash=self.envs_hash(envs))
+        handle = replace(handle, envs_hash=self.envs_hash(envs), sdk=sdk_hash())
         write_atomic(self.handle_path(script.id), handle.dump())
         if old is not None:
             self.runtime.stop(old, wait=not old_running)
         return handle
 
     def down(self, script_id: str) -> bool:
-        """Stop one script; False when it was not running."""
+        """Stop one script, and any copy of it a lost handle left; False when none ran."""
         handle = self.handle(script_id)
         self.handle_path(script_id).unlink(missing_ok=True)
-        if handle is None:
-            return False
-        running = self.runtime.healthy(handle)
-        self.runtime.stop(handle)
-        return running
+        running = handle is not None and self.runtime.healthy(handle)
+        if handle is not None:
+            self.runtime.stop(handle)
+        return self.stop_strays(script_id, keep=handle) or running
+
+    def stop_strays(self, script_id: str, keep: Handle | None = None) -> bool:
+        """Stop the processes of ``script_id`` this project runs, found by identity, other
+        than ``keep``'s (a handle file lost or overwritten leaves them); True if any ran."""
+        strays = [
+            found
+            for found in self.runtime.leftovers(self.identity)
+            if found.script_id == script_id and (keep is None or found.ref != keep.ref)
+        ]
+        for stray in strays:
+            self.runtime.stop(stray)
+        return bool(strays)
 
     def started_ids(self) -> list[str]:
         """Scripts with a saved handle."""
         if not self.dir.is_dir():
             return []
         return sorted(p.stem for p in self.dir.glob("*.json") if p.stem != "marvin")
+
+    def logged_ids(self) -> list[str]:
+        """Scripts with a saved handle or a log left by their last run."""
+        logged = {p.stem for p in self.dir.glob("*.log")} if self.dir.is_dir() else set()
+        return sorted({*self.started_ids(), *logged} - {MARVIN_ROLE})
+
+    def unused_ids(self) -> list[str]:
+        """Scripts running for this project (by handle or found by identity) that the
+        graph no longer uses."""
+        running = {
+            *self.started_ids(),
+            *(h.script_id for h in self.runtime.leftovers(self.identity)),
+        }
+        return sorted(running - {script.id for script in self.project.used_scripts()})
+
+    def install_env(self, script: Script) -> None:
+        """Build ``script``'s environment unless it is usable, noting in the store that
+        this project uses it."""
+        self.record_envs()
+        self.runtime.install_env(script)
+
+    def record_envs(self) -> None:
+        """Tell the store which environment each script of the project needs now."""
+        keys = {s.id: self.runtime.env_key(s) for s in self.project.scripts.values()}
+        store.record_project(self.project.root, keys)
 
     # local Marvin ----------------------------------------------------------
 
@@ -154,8 +202,8 @@ class Environment:
         return path.read_text().strip()
 
     def inventory_digest(self) -> str:
-        data = self.inventory.read_bytes() if self.inventory.is_file() else b""
-        return hashlib.sha256(data).hexdigest()[:16]
+        """What the inventory says (a comment or layout edit leaves it unchanged)."""
+        return content_digest(self.inventory)
 
     def marvin_state(self) -> dict | None:
         try:
@@ -164,69 +212,123 @@ class Environment:
             return None
         return data if isinstance(data, dict) else None
 
-    def marvin_stale_reason(self) -> str | None:
-        state = self.marvin_state()
-        if state is None:
-            return "not running"
+    def router_port(self) -> int:
+        """The configured ``router_port`` (checked: a bad value is bad input)."""
+        return int(self.project.config.checked("router_port"))
+
+    @staticmethod
+    def marvin_problem(state: dict) -> str | None:
+        """Why the Marvin ``state`` names cannot be used (its pid is not a process of ours
+        with its token, or ``/healthz`` on its port does not answer with both), or None."""
         pid, token = int(state.get("pid", 0)), str(state.get("token", ""))
         if not process.owned(pid, token):
             return "process lost"
         if not process.answers(int(state.get("port", 0)), pid, token):
             return "not answering"
+        return None
+
+    def marvin_stale_reason(self) -> str | None:
+        state = self.marvin_state()
+        if state is None:
+            return "not running"
+        problem = self.marvin_problem(state)
+        if problem is not None:
+            return problem
+        if state.get("router_port") != self.router_port():
+            return "router_port changed"
         if state.get("inventory") != self.inventory_digest():
             return f"{self.inventory.name} changed"
         return None
 
     @property
     def marvin_url(self) -> str:
-        state = self.marvin_state() or {}
-        return f"http://127.0.0.1:{state.get('port', 0)}"
+        """The local Marvin's URL, once it has proven to be ours (``marvin_problem``)."""
+        state = self.marvin_state()
+        problem = "not running" if state is None else self.marvin_problem(state)
+        if state is None or problem is not None:
+            raise StepFailed(
+                f"no local Marvin of this project answers ({problem}); start it with `trek initenv`"
+            )
+        return f"http://127.0.0.1:{state['port']}"
+
+    def marvin_running(self) -> bool:
+        """Whether a local Marvin of this project runs (named by its state or not)."""
+        return bool(process.find(self.identity, MARVIN_ROLE))
 
     def marvin_up(self) -> str:
-        """(Re)start the local Marvin; returns its URL."""
+        """(Re)start the local Marvin on ``router_port``; returns its URL.
+
+        When another process holds that port (or takes it first, the server then exits
+        with ``PORT_IN_USE``), the next ports are tried and the move is reported with
+        who holds it (``MarvinMoved``)."""
+        from trek_tasks.events import emit
+        from trek_tasks.progress import MarvinMoved
+
         self.marvin_down()
+        for stray in process.find(self.identity, MARVIN_ROLE):  # its state file was lost
+            process.stop(stray.pid, stray.token)
         self.dir.mkdir(parents=True, exist_ok=True)
-        secret_file = self.state.marvin_secret_run
-        write_atomic(secret_file, self.secret(), private=True)
-        wanted = int(self.project.config["router_port"])
-        port = process.free_port(wanted) if wanted == 0 else wanted
+        write_atomic(self.state.marvin_secret_run, self.secret(), private=True)
+        wanted = self.router_port()
+        ports = range(wanted, min(wanted + PORT_TRIES, 65536)) if wanted else [0] * PORT_TRIES
+        for candidate in ports:
+            port = candidate or process.free_port()
+            if candidate and not process.can_listen(port):
+                continue
+            try:
+                pid, token = self._spawn_marvin(port)
+            except process.Exited as err:
+                if err.code == PORT_IN_USE:
+                    continue
+                if err.code == 2:
+                    lines = self.state.marvin_log.read_text().strip().splitlines()
+                    raise ManyErrors([BadInput(line) for line in lines]) from None
+                raise
+            break
+        else:
+            raise StepFailed(
+                f"router_port {wanted} and the {PORT_TRIES - 1} ports after it are in use; "
+                "set a free one with `trek config router_port N` (0 picks any free port)"
+                if wanted
+                else f"no free port for the local Marvin in {PORT_TRIES} tries"
+            )
+        state = {
+            "pid": pid,
+            "port": port,
+            "token": token,
+            "router_port": wanted,
+            "inventory": self.inventory_digest(),
+        }
+        write_atomic(self.state.marvin_state, json.dumps(state) + "\n")
+        if wanted and port != wanted:
+            holder = process.holder(wanted)
+            emit(MarvinMoved(wanted, port, *((holder.project, holder.role) if holder else ())))
+        return self.marvin_url
+
+    def _spawn_marvin(self, port: int) -> tuple[int, str]:
         log_path = self.state.marvin_log
         log_path.unlink(missing_ok=True)
-        try:
-            pid, token = process.spawn(
-                [
-                    sys.executable,
-                    "-m",
-                    "trek_tasks.marvin.server",
-                    "--db",
-                    str(self.state.marvin_db),
-                    "--inventory",
-                    str(self.inventory),
-                    "--port",
-                    str(port),
-                    "--secret-file",
-                    str(secret_file),
-                ],
-                port=port,
-                name="local Marvin",
-                project=self.identity,
-                role=MARVIN_ROLE,
-                log_path=log_path,
-                timeout=MARVIN_READY_TIMEOUT,
-            )
-        except process.Exited as err:
-            if err.code == 2:
-                lines = log_path.read_text().strip().splitlines()
-                raise ManyErrors([BadInput(line) for line in lines]) from None
-            if err.code == 4:
-                raise StepFailed(
-                    f"router_port {port} is already in use; set another with "
-                    "`trek config router_port N` (0 picks a free port)"
-                ) from None
-            raise
-        state = {"pid": pid, "port": port, "token": token, "inventory": self.inventory_digest()}
-        write_atomic(self.state.marvin_state, json.dumps(state) + "\n")
-        return self.marvin_url
+        return process.spawn(
+            [
+                sys.executable,
+                "-m",
+                "trek_tasks.marvin.server",
+                "--db",
+                str(self.state.marvin_db),
+                "--inventory",
+                str(self.inventory),
+                "--port",
+                str(port),
+                "--secret-file",
+                str(self.state.marvin_secret_run),
+            ],
+            port=port,
+            name="local Marvin",
+            project=self.identity,
+            role=MARVIN_ROLE,
+            log_path=log_path,
+            timeout=MARVIN_READY_TIMEOUT,
+        )
 
     def marvin_down(self) -> bool:
         state = self.marvin_state()
@@ -238,9 +340,10 @@ class Environment:
     def token(self) -> str:
         """A token for this project's Marvin: the configured JWT for a remote one, else one
         signed for the local one (``marvin.target`` holds the rule)."""
-        from trek_tasks.marvin.target import resolve
+        from trek_tasks.marvin.target import local_token, remote
 
-        return resolve(self.project.config, self).token
+        configured = remote(self.project.config)
+        return configured.token if configured else local_token(self)
 
     # everything ------------------------------------------------------------
 
@@ -260,3 +363,19 @@ class Environment:
         for found in process.find(self.identity, MARVIN_ROLE):
             process.stop(found.pid, found.token)
         return stopped
+
+
+def envs_in_use() -> set[str]:
+    """Keys of the store environments whose interpreter a running process runs."""
+    base = store_dir() / store.ENVS
+    keys = set()
+    for pid in process.pids():
+        args = process.cmdline(pid)
+        if args and Path(args[0]).is_relative_to(base) and Path(args[0]) != base:
+            keys.add(Path(args[0]).relative_to(base).parts[0])
+    return keys
+
+
+def collect_garbage(dry_run: bool = False) -> GcReport:
+    """``trek gc``: remove the environments no project on this machine uses."""
+    return store.collect(envs_in_use(), dry_run)

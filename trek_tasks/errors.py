@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+INTERRUPTED = 130  # the exit code after Ctrl-C (the shell's 128 + SIGINT)
+
 
 class TrekError(Exception):
     """An error whose message is written for the user.
 
     ``where`` is a location such as ``src/graph.yml:57:7`` (or just a path) and is
-    printed before the message.
+    printed before the message. The message is one line; ``detail`` holds the evidence a
+    failed step shows below it as it is (the last lines of a script's log, test output).
     """
 
     exit_code = 1
 
-    def __init__(self, message: str, where: str | Path | None = None) -> None:
+    def __init__(self, message: str, where: str | Path | None = None, detail: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.where = str(where) if where is not None else None
+        self.detail = detail
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}" if self.where else self.message

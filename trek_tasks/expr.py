@@ -39,6 +39,11 @@ Filters (edge ``filters``)
   ``check_filters`` reports problems with a path inside the filters such as
   ``('and', 1, 'operator')``; ``evaluate_filter`` raises with the same place written
   out: ``filters.and[1].operator: unknown operator 'sizeEqual'; did you mean ...``.
+  ``decide_filter`` is the one evaluation; besides the outcome it says why, naming the
+  conditions that decided it with the values compared:
+  ``nodes.2.fail_hosts_count (0) > 0 is false``. A false item decides an ``and``, a
+  true one an ``or`` (evaluation stops there); otherwise every item is named, joined
+  with "and" (nested groups in parentheses).
 
 Comparison (``==`` ``!=`` ``>`` ``>=`` ``<`` ``<=``), for loose data
   * a boolean against ``"true"``/``"false"`` (any case) compares as booleans; a
@@ -121,10 +126,12 @@ from trek_tasks.paratypes import TYPES
 __all__ = [
     "OPERATORS",
     "TYPES",
+    "Decision",
     "ExpressionError",
     "check_filters",
     "check_template",
     "coerce",
+    "decide_filter",
     "evaluate_filter",
     "filter_node_ids",
     "get_path",
@@ -214,9 +221,9 @@ def _parse_reason(err: jmespath_errors.JMESPathError) -> str:
     if isinstance(err, jmespath_errors.IncompleteExpressionError):
         return "it ends too early"
     if isinstance(err, jmespath_errors.LexerError):
-        return f"{err.message} at {err.lexer_value!r}"
+        return f"{err.message} at {shown(err.lexer_value)}"
     if isinstance(err, jmespath_errors.ParseError):
-        return f"unexpected {err.token_value!r}"
+        return f"unexpected {shown(err.token_value)}"
     return str(err)
 
 
@@ -244,9 +251,11 @@ def _compile(expression: str) -> ParsedResult:
         parsed = jmespath.compile(_normalise(expression))
     except jmespath_errors.JMESPathError as err:
         reason = _parse_reason(err)
-        raise ExpressionError(f"invalid JMESPath expression {expression!r}: {reason}") from None
+        raise ExpressionError(
+            f"invalid JMESPath expression {shown(expression)}: {reason}"
+        ) from None
     for problem in _function_problems(parsed.parsed):
-        raise ExpressionError(f"invalid JMESPath expression {expression!r}: {problem}")
+        raise ExpressionError(f"invalid JMESPath expression {shown(expression)}: {problem}")
     return parsed
 
 
@@ -256,7 +265,7 @@ def _search(compiled: ParsedResult | None, data: Any, expression: str) -> Any:
     try:
         return compiled.search(data)
     except jmespath_errors.JMESPathError as err:
-        raise ExpressionError(f"cannot evaluate {expression!r}: {err}") from None
+        raise ExpressionError(f"cannot evaluate {shown(expression)}: {err}") from None
 
 
 def _outputs(context: Mapping[str, Any], node: str, what: str) -> Any:
@@ -265,7 +274,7 @@ def _outputs(context: Mapping[str, Any], node: str, what: str) -> Any:
     except KeyError:
         known = ", ".join(sorted(context, key=str)) or "none"
         raise ExpressionError(
-            f"{what} refers to node {node!r}, which has no outputs here "
+            f"{what} refers to node {shown(node)}, which has no outputs here "
             f"(nodes with outputs: {known})"
         ) from None
 
@@ -375,7 +384,7 @@ def _pattern(value: Any) -> re.Pattern[str]:
         return re.compile(value)
     except re.error as err:
         raise ExpressionError(
-            f"regEx value {value!r} is not a valid regular expression ({err})"
+            f"regEx value {shown(value)} is not a valid regular expression ({err})"
         ) from None
 
 
@@ -491,13 +500,13 @@ def _parse_property(prop: str) -> tuple[str, str, ParsedResult]:
     """``nodes.<id>.<path>`` -> (node id, path, compiled path) or ExpressionError."""
     match = _PROPERTY.fullmatch(prop)
     if match is None:
-        raise ExpressionError(f"property {prop!r} must look like 'nodes.<id>.<path>'")
+        raise ExpressionError(f"property {shown(prop)} must look like 'nodes.<id>.<path>'")
     node, dotted, bracketed = match.groups()
     expression = dotted if dotted is not None else bracketed
     try:
         return node, expression, _compile(expression)
     except ExpressionError as err:
-        raise ExpressionError(f"property {prop!r}: {err.message}") from None
+        raise ExpressionError(f"property {shown(prop)}: {err.message}") from None
 
 
 def _property(prop: Any) -> tuple[str, str, ParsedResult]:
@@ -521,8 +530,8 @@ def _missing(key: str, condition: Mapping[str, Any]) -> str:
             and found not in _CONDITION_KEYS
             and difflib.get_close_matches(found, [key], cutoff=0.6)
         ):
-            return f"condition has no {key!r}; rename {found!r} to {key!r}"
-    return f"condition has no {key!r}; {_CONDITION_HINT}"
+            return f"condition has no {shown(key)}; rename {shown(found)} to {shown(key)}"
+    return f"condition has no {shown(key)}; {_CONDITION_HINT}"
 
 
 def _not_mapping(value: Any) -> str:
@@ -549,14 +558,14 @@ def _structure_problems(node: Any, path: PathKey) -> Iterator[tuple[PathKey, str
         yield (
             path,
             (
-                f"a mapping holds either {key!r} or a condition, not both; "
-                f"move the condition into the {key!r} list"
+                f"a mapping holds either {shown(key)} or a condition, not both; "
+                f"move the condition into the {shown(key)} list"
             ),
         )
     if not isinstance(items, list):
-        yield path + (key,), f"{key!r} must be a list of conditions, not {shown(items)}"
+        yield path + (key,), f"{shown(key)} must be a list of conditions, not {shown(items)}"
     elif not items:
-        yield path + (key,), f"{key!r} has no conditions; add some or remove it"
+        yield path + (key,), f"{shown(key)} has no conditions; add some or remove it"
 
 
 def _walk(filters: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, Any]]:
@@ -634,21 +643,36 @@ def filter_node_ids(filters: Any) -> set[str]:
     return ids
 
 
-def _evaluate(node: Any, context: Mapping[str, Any], path: PathKey) -> bool:
+class Decision(NamedTuple):
+    """Whether filters hold, and why: the conditions that decided it, values included."""
+
+    holds: bool
+    why: str
+
+
+def _evaluate(node: Any, context: Mapping[str, Any], path: PathKey) -> Decision:
     problem = next(_structure_problems(node, path), None)
     if problem is not None:
         raise ExpressionError(f"{_where(problem[0])}: {problem[1]}")
     group = _group(node)
-    if group is not None:
-        key, items = group
-        results = (_evaluate(item, context, path + (key, i)) for i, item in enumerate(items))
-        return all(results) if key == "and" else any(results)
-    return not node or _evaluate_condition(node, context, path)
+    if group is None:
+        return _evaluate_condition(node, context, path) if node else Decision(True, "no condition")
+    key, items = group
+    decisive = key == "or"  # the outcome of one item that decides the group
+    whys = []
+    for index, item in enumerate(items):
+        decision = _evaluate(item, context, path + (key, index))
+        nested = _group(item) is not None and " and " in decision.why
+        why = f"({decision.why})" if nested else decision.why
+        if decision.holds is decisive:
+            return Decision(decisive, why)
+        whys.append(why)
+    return Decision(not decisive, " and ".join(whys))
 
 
 def _evaluate_condition(
     condition: Mapping[str, Any], context: Mapping[str, Any], path: PathKey
-) -> bool:
+) -> Decision:
     name = condition.get("operator")
     operator = OPERATORS.get(name) if isinstance(name, str) else None
     if operator is None or "property" not in condition:
@@ -657,18 +681,26 @@ def _evaluate_condition(
     prop = condition["property"]
     try:
         node, expression, compiled = _property(prop)
-        value = _search(compiled, _outputs(context, node, f"property {prop!r}"), expression)
+        value = _search(compiled, _outputs(context, node, f"property {shown(prop)}"), expression)
     except ExpressionError as err:
         raise ExpressionError(f"{_where(path + ('property',))}: {err.message}") from None
+    expected = condition.get("value")
     try:
-        return operator(value, condition.get("value"))
+        holds = bool(operator(value, expected))
     except ExpressionError as err:
         raise ExpressionError(f"{_where(path + ('value',))}: {err.message}") from None
+    outcome = "true" if holds else "false"
+    return Decision(holds, f"{prop} ({shown(value)}) {name} {shown(expected)} is {outcome}")
+
+
+def decide_filter(filters: Mapping[str, Any], context: Mapping[str, Any]) -> Decision:
+    """Whether the filters hold for ``context`` (node id -> that node's outputs), and why."""
+    return _evaluate(filters, context, ())
 
 
 def evaluate_filter(filters: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
-    """Whether the filters hold for ``context`` (node id -> that node's outputs)."""
-    return _evaluate(filters, context, ())
+    """Whether the filters hold for ``context`` (``decide_filter`` without the why)."""
+    return decide_filter(filters, context).holds
 
 
 # --- templates ----------------------------------------------------------------------
@@ -691,22 +723,22 @@ def _reference(text: str, inner: str) -> _Ref | str:
     """A parsed ``{{ ... }}`` or the problem with it."""
     inner = inner.strip()
     if "{{" in inner:
-        return f"template {text!r} contains '{{{{'; close each template with '}}}}'"
+        return f"template {shown(text)} contains '{{{{'; close each template with '}}}}'"
     match = _NODE_REF.fullmatch(inner)
     if match is None:
-        return f"template {text!r} has no node id; write '{{{{ <nodeId>.<path> }}}}'"
+        return f"template {shown(text)} has no node id; write '{{{{ <nodeId>.<path> }}}}'"
     node, rest = match.groups()
     if node == "nodes":
-        return f"template {text!r}: write '{{{{ <nodeId>.<path> }}}}' without 'nodes.'"
+        return f"template {shown(text)}: write '{{{{ <nodeId>.<path> }}}}' without 'nodes.'"
     if rest and rest[0] not in ".[":
-        return f"template {text!r}: expected '.' or '[' after the node id {node!r}"
+        return f"template {shown(text)}: expected '.' or '[' after the node id {shown(node)}"
     if not rest:
         return _Ref(text, node, "", None)
     expression = rest[1:] if rest.startswith(".") else rest
     try:
         return _Ref(text, node, expression, _compile(expression))
     except ExpressionError as err:
-        return f"template {text!r}: {err.message}"
+        return f"template {shown(text)}: {err.message}"
 
 
 @lru_cache(maxsize=4096)
@@ -880,7 +912,7 @@ def coerce(value: Any, type_name: str | None) -> Any:
 def _segments(path: str) -> list[str]:
     segments = path.split(".")
     if "" in segments:
-        raise ExpressionError(f"property path {path!r} has an empty segment")
+        raise ExpressionError(f"property path {shown(path)} has an empty segment")
     return segments
 
 
@@ -913,13 +945,13 @@ def _store(container: Any, segments: list[str], depth: int, value: Any, path: st
         container[segment] = value
     elif isinstance(container, list) and index is not None:
         if index > _MAX_INDEX:
-            raise ExpressionError(f"cannot set {path!r}: index {index} is above {_MAX_INDEX}")
+            raise ExpressionError(f"cannot set {shown(path)}: index {index} is above {_MAX_INDEX}")
         container.extend([None] * (index + 1 - len(container)))
         container[index] = value
     else:
         raise ExpressionError(
-            f"cannot set {path!r}: {_place(segments[:depth])} is {_kind(container)}, "
-            f"which has no item {segment!r}"
+            f"cannot set {shown(path)}: {_place(segments[:depth])} is {_kind(container)}, "
+            f"which has no item {shown(segment)}"
         )
 
 
@@ -962,16 +994,18 @@ def get_path(data: Any, path: str) -> Any:
                 continue
             keys = ", ".join(sorted(map(str, current))) or "none"
             raise ExpressionError(
-                f"cannot find {path!r}: {place} has no key {segment!r} (keys: {keys})"
+                f"cannot find {shown(path)}: {place} has no key {shown(segment)} (keys: {keys})"
             )
         if isinstance(current, list) and index is not None:
             if index >= len(current):
                 raise ExpressionError(
-                    f"cannot find {path!r}: {place} has {len(current)} item(s), no item {index}"
+                    f"cannot find {shown(path)}: {place} has {len(current)} item(s), "
+                    f"no item {index}"
                 )
             current = current[index]
             continue
         raise ExpressionError(
-            f"cannot find {path!r}: {place} is {_kind(current)}, which has no item {segment!r}"
+            f"cannot find {shown(path)}: {place} is {_kind(current)}, "
+            f"which has no item {shown(segment)}"
         )
     return current

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from trek_tasks.errors import StepFailed
-from trek_tasks.files import display
+from trek_tasks.files import SHOWN_MAX, display, shown, write_atomic
 
 SHAPES = {"trigger": "oval", "terminator": "oval", "action": "box", "selector": "diamond"}
 IMAGE_FORMATS = ("png", "svg")
+DOT_TIMEOUT = 30.0  # seconds Graphviz may take for all images (or the layout) of one graph
 _BARE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|-?(\.[0-9]+|[0-9]+(\.[0-9]*)?)")
 _DOT_KEYWORDS = {"node", "edge", "graph", "digraph", "subgraph", "strict"}
 
@@ -151,48 +152,90 @@ def to_dot(workflow: Workflow, name: str) -> str:
     lines = [f"digraph {quote(name)} {{", '\tdpi=150 rankdir=LR size="8,5"']
     for node in workflow.nodes:
         shape = SHAPES.get(node.type, "box")
-        lines.append(f"\t{quote(node.id)} [label={quote(node.label)} shape={shape}]")
+        label = node.label  # a script id dot cannot take (16 KB, a NUL) is shown cut
+        label = label if label.isprintable() and len(label) <= SHOWN_MAX else shown(label)
+        lines.append(f"\t{quote(node.id)} [label={quote(label)} shape={shape}]")
     for edge in workflow.edges:
         lines.append(f"\t{quote(edge.source)} -> {quote(edge.target)} [label={quoted(edge.key)}]")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def render_images(dot_path: Path, formats: tuple[str, ...] = IMAGE_FORMATS) -> list[Path]:
-    """Render ``dot_path`` next to itself with Graphviz's ``dot`` program."""
-    import graphviz
+def image_paths(dot_path: Path) -> list[Path]:
+    """The images ``render_images`` will write next to ``dot_path``: none when Graphviz's
+    ``dot`` program is not on the PATH (then only the DOT file is written)."""
+    import shutil
 
-    source = graphviz.Source.from_file(dot_path.name, directory=str(dot_path.parent))
-    outputs = []
-    for fmt in formats:
-        try:
-            data = source.pipe(format=fmt)
-        except graphviz.ExecutableNotFound:
-            raise StepFailed(
-                "Graphviz's `dot` program is not installed, so no image was made "
-                "(the DOT file was written); install Graphviz (e.g. `apt-get install graphviz`)",
-                display(dot_path),
-            ) from None
-        except graphviz.CalledProcessError as err:
-            raise StepFailed(f"dot failed: {err.stderr.decode(errors='replace').strip()}") from None
-        out = dot_path.with_suffix(f".{fmt}")
-        out.write_bytes(data)
-        outputs.append(out)
-    return outputs
+    if shutil.which("dot") is None:
+        return []
+    return [dot_path.with_suffix(f".{fmt}") for fmt in IMAGE_FORMATS]
+
+
+def _run_dot(source: bytes, fmt: str, timeout: float) -> bytes:
+    """``dot -T<fmt>`` over ``source``. ``FileNotFoundError`` when Graphviz is not
+    installed; ``subprocess.TimeoutExpired`` when dot ran past ``timeout`` (it is killed)."""
+    import shutil
+    import subprocess
+
+    program = shutil.which("dot")
+    if program is None:
+        raise FileNotFoundError("dot")
+    done = subprocess.run(
+        [program, f"-T{fmt}"], input=source, capture_output=True, timeout=max(timeout, 0.01)
+    )
+    if done.returncode != 0:
+        raise StepFailed(f"dot failed: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout
+
+
+def render_images(dot_path: Path, formats: tuple[str, ...] = IMAGE_FORMATS) -> list[Path]:
+    """Render ``dot_path`` next to itself with Graphviz's ``dot`` program, all images
+    within ``DOT_TIMEOUT`` seconds; the images are written only when all were made."""
+    import subprocess
+    import time
+
+    source = dot_path.read_bytes()
+    deadline = time.monotonic() + DOT_TIMEOUT
+    images = {}
+    try:
+        for fmt in formats:
+            images[dot_path.with_suffix(f".{fmt}")] = _run_dot(
+                source, fmt, deadline - time.monotonic()
+            )
+    except FileNotFoundError:
+        raise StepFailed(
+            "Graphviz's `dot` program is not installed, so no image was made "
+            "(the DOT file was written); install Graphviz (e.g. `apt-get install graphviz`)",
+            display(dot_path),
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise StepFailed(
+            f"dot did not finish drawing the graph within {DOT_TIMEOUT:g} s, so no image was "
+            f"made (the DOT file was written); draw it without a limit with "
+            f"`dot -Tsvg -O {display(dot_path)}`",
+            display(dot_path),
+        ) from None
+    for path, data in images.items():
+        write_atomic(path, data)
+    return list(images)
 
 
 def layout_positions(workflow: Workflow, name: str) -> dict[str, dict[str, float]]:
     """Node positions (points, origin top-left) from a Graphviz ``dot`` layout."""
     import json
-
-    import graphviz
+    import subprocess
 
     try:
-        data = json.loads(graphviz.Source(to_dot(workflow, name)).pipe(format="json"))
-    except graphviz.ExecutableNotFound:
+        data = json.loads(_run_dot(to_dot(workflow, name).encode(), "json", DOT_TIMEOUT))
+    except FileNotFoundError:
         raise StepFailed(
             "--auto-pos needs Graphviz's `dot` program; install Graphviz "
             "(e.g. `apt-get install graphviz`)"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise StepFailed(
+            f"--auto-pos: dot did not lay the graph out within {DOT_TIMEOUT:g} s; "
+            "pack without --auto-pos"
         ) from None
     height = float(data["bb"].split(",")[3])
     positions = {}

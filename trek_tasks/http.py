@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from time import sleep
+from time import monotonic, sleep
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
@@ -33,6 +33,11 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 ATTEMPTS = 3
 BACKOFF = 0.1  # seconds before the second attempt, doubled before each further one
 MASK = "..."
+# A streamed download (``stream``) must finish within DEADLINE seconds of its start and
+# bring at least MIN_RATE bytes/s on average over each RATE_WINDOW seconds of its body.
+DEADLINE = 600.0
+MIN_RATE = 1024
+RATE_WINDOW = 30.0
 _TOKEN_LIKE = re.compile(
     r"token|jwt|secret|passw|pwd|key|sig|auth|credential|session|cookie", re.IGNORECASE
 )
@@ -139,6 +144,10 @@ def reason(err: BaseException) -> str:
     return str(err).strip() or type(err).__name__
 
 
+def _rate(per_second: float) -> str:
+    return f"{per_second / 1024:g} KiB/s" if per_second >= 1024 else f"{per_second:g} bytes/s"
+
+
 def detail_of(body: bytes) -> str:
     """What an error answer says: its JSON ``msg``/``message``/``error``, else its first line."""
     try:
@@ -171,15 +180,16 @@ class _Call:
         return cls(method.upper(), shown_url(url), secrets_of(url, headers), connect, read)
 
     def no_answer(self, err: Exception) -> HttpError:
-        """The HttpError for a requests exception."""
+        """The HttpError for a requests (or, reading a stream, urllib3) exception."""
         import requests
+        import urllib3
 
         text = str(err)
         if isinstance(err, requests.ConnectTimeout):
             return self._error(f"timed out after {self.connect:g} s")
         if isinstance(err, requests.Timeout) or "timed out" in text.lower():
             return self._error(f"no answer within {self.read:g} s", connected=True)
-        if isinstance(err, requests.ConnectionError):
+        if isinstance(err, (requests.ConnectionError, urllib3.exceptions.ProtocolError)):
             found = _ERRNO.search(text)
             return self._error(found.group(1).strip() if found else "connection failed")
         if isinstance(err, ValueError):  # MissingSchema, InvalidURL, ...
@@ -195,6 +205,10 @@ class _Call:
             scrub(detail_of(body), self.secrets),
         )
 
+    def gave_up(self, why: str) -> HttpError:
+        """The HttpError for a download stopped on our side (too slow, too long)."""
+        return self._error(why, connected=True)
+
     def _error(self, why: str, connected: bool = False) -> HttpError:
         return HttpError(self.method, self.url, why=scrub(why, self.secrets), connected=connected)
 
@@ -208,13 +222,36 @@ class Stream:
     headers: Mapping[str, str]
     raw: requests.Response = field(repr=False)
     call: _Call = field(repr=False)
+    started: float = field(repr=False)  # time.monotonic() when the call began
 
     def chunks(self, size: int) -> Iterator[bytes]:
-        import requests
+        """The body in pieces of at most ``size`` bytes, each as soon as it arrives.
 
+        HttpError when the whole call takes longer than ``DEADLINE`` or a ``RATE_WINDOW``
+        brings less than ``MIN_RATE`` on average (a server dripping bytes would otherwise
+        hold the download forever: each byte resets the read timeout)."""
+        import requests
+        import urllib3
+
+        window_start = monotonic()
+        window_bytes = 0
         try:
-            yield from self.raw.iter_content(size)
-        except requests.RequestException as err:
+            while chunk := self.raw.raw.read1(size, decode_content=True):
+                now = monotonic()
+                if now - self.started > DEADLINE:
+                    raise self.call.gave_up(
+                        f"not finished within {DEADLINE:g} s (the download deadline)"
+                    )
+                window_bytes += len(chunk)
+                if now - window_start >= RATE_WINDOW:
+                    if window_bytes < MIN_RATE * (now - window_start):
+                        raise self.call.gave_up(
+                            f"slower than {_rate(MIN_RATE)} over {RATE_WINDOW:g} s "
+                            "(the minimum download rate)"
+                        )
+                    window_start, window_bytes = now, 0
+                yield chunk
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
             raise self.call.no_answer(err) from None
 
 
@@ -294,7 +331,10 @@ def stream(
 ) -> Iterator[Stream]:
     """Call ``url`` and yield the answer before its body is read (downloads with a size
     limit or a progress bar). Raises HttpError unless the answer is 2xx."""
+    started = monotonic()
     call = _Call.create(method, url, headers, timeout)
     response = _send(call, url, headers, None, timeout, stream=True)
     with response:
-        yield Stream(response.status_code, response.reason or "", response.headers, response, call)
+        yield Stream(
+            response.status_code, response.reason or "", response.headers, response, call, started
+        )

@@ -15,6 +15,7 @@ import json
 import re
 import stat
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,13 +23,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from trek_tasks import http
 from trek_tasks.config import Config
 from trek_tasks.errors import BadInput, StepFailed
+from trek_tasks.files import parse_yaml, shown
 from trek_tasks.names import SCRIPT_ID
 
 INDEX = "index.json"
@@ -37,6 +38,9 @@ BUNDLED = "bundled"
 MAX_INDEX_BYTES = 5 * 1024 * 1024
 MAX_ARCHIVE_BYTES = 50 * 1024 * 1024
 MAX_MEMBERS = 5000
+MAX_NAME_BYTES = 1024  # a member's whole name
+MAX_PART_BYTES = 255  # one file or folder name in it (what file systems take)
+MAX_DEPTH = 64  # folders a member may sit in
 TIMEOUT = (5.0, 30.0)
 CHUNK = 64 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -402,33 +406,107 @@ def read_archive(data: bytes, where: str) -> Archive:
     """Check an archive before anything is extracted from it.
 
     Refused: not a zip, members with absolute paths or ``..``, links, device files,
-    encrypted members, duplicates, more than 50 MB unpacked, no single top-level
-    ``<id>.para`` naming that id and a version.
+    encrypted members, two members for one path (``a//b``, ``./a/b``, ``a/b``), a file that
+    is also a folder, a member naming the top folder itself (``.``), names too long or too
+    deep, compression other than stored/deflated, damaged data (a bad CRC, a size other
+    than declared, a corrupt deflate stream), more than 50 MB unpacked, no single
+    top-level ``<id>.para`` naming that id and a version. Every member's data is read
+    (and thrown away) here, so extraction meets no surprise.
     """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
             if len(infos) > MAX_MEMBERS:
                 raise BadInput(f"archive has more than {MAX_MEMBERS} members; refusing it", where)
-            names: set[str] = set()
-            total = 0
+            members = _member_paths(infos, where)
             for info in infos:
-                _check_member(info, where)
-                if info.filename in names:
-                    raise BadInput(f"archive member '{info.filename}' appears twice", where)
-                names.add(info.filename)
-                total += info.file_size
-                if total > MAX_ARCHIVE_BYTES:
-                    raise BadInput(
-                        f"archive unpacks to more than {_sizes(MAX_ARCHIVE_BYTES)}; refusing it",
-                        where,
-                    )
-            para_name = _top_para(names, where)
-            para_text = archive.read(para_name)
+                if not info.is_dir():
+                    _check_data(archive, info, where)
+            para_name = _top_para(set(members), where)
+            para_text = archive.read(members[para_name])
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as err:
         raise BadInput(f"not a readable zip archive ({err})", where) from None
     script_id, version = _para_identity(para_name, para_text, where)
     return Archive(data, script_id, version, sha256_hex(data), where)
+
+
+def _member_paths(infos: list[zipfile.ZipInfo], where: str) -> dict[str, str]:
+    """The files' normalised paths (``a//./b`` is ``a/b``) -> their member names, after
+    checking each member and that no two of them land on one path."""
+    seen: dict[str, str] = {}
+    files: dict[str, str] = {}
+    folders: set[str] = set()
+    total = 0
+    for info in infos:
+        _check_member(info, where)
+        parts = [part for part in info.filename.split("/") if part not in ("", ".")]
+        path = "/".join(parts)
+        if not path:
+            raise BadInput(
+                f"archive member {shown(info.filename)} names the top folder itself; refusing it",
+                where,
+            )
+        other = seen.get(path)
+        if other == info.filename:
+            raise BadInput(f"archive member {shown(info.filename)} appears twice", where)
+        if other is not None:
+            raise BadInput(
+                f"archive members {shown(other)} and {shown(info.filename)} are the same path; "
+                "refusing it",
+                where,
+            )
+        seen[path] = info.filename
+        folders.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
+        if info.is_dir():
+            folders.add(path)
+        else:
+            files[path] = info.filename
+        total += info.file_size
+        if total > MAX_ARCHIVE_BYTES:
+            raise BadInput(
+                f"archive unpacks to more than {_sizes(MAX_ARCHIVE_BYTES)}; refusing it", where
+            )
+    both = sorted(folders & set(files))
+    if both:
+        raise BadInput(
+            f"archive member {shown(files[both[0]])} is a file and also a folder; refusing it",
+            where,
+        )
+    return files
+
+
+def _check_data(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> None:
+    """Read the member through (CRC checked at its end); refuse it when that fails."""
+    name = shown(info.filename)
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise BadInput(
+            f"archive member {name} uses compression method {info.compress_type} "
+            "(only stored and deflated are read); refusing it",
+            where,
+        )
+    size = 0
+    try:
+        with archive.open(info) as member:
+            while chunk := member.read(CHUNK):
+                size += len(chunk)
+    except zipfile.BadZipFile as err:
+        why = "its CRC-32 does not match its data" if "CRC" in str(err) else str(err)
+        raise BadInput(f"archive member {name} is damaged ({why}); refusing it", where) from None
+    except zlib.error:
+        raise BadInput(
+            f"archive member {name} is damaged (its compressed data is corrupt); refusing it",
+            where,
+        ) from None
+    except EOFError:
+        raise BadInput(
+            f"archive member {name} is damaged (its data ends early); refusing it", where
+        ) from None
+    if size != info.file_size:
+        raise BadInput(
+            f"archive member {name} is damaged ({size} bytes of data, {info.file_size} "
+            "declared); refusing it",
+            where,
+        )
 
 
 def _check_member(info: zipfile.ZipInfo, where: str) -> None:
@@ -436,14 +514,36 @@ def _check_member(info: zipfile.ZipInfo, where: str) -> None:
     if not name or "\x00" in name:
         raise BadInput("archive has a member without a usable name", where)
     if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name):
-        raise BadInput(f"archive member '{name}' has an absolute path; refusing it", where)
+        raise BadInput(f"archive member {shown(name)} has an absolute path; refusing it", where)
     if ".." in re.split(r"[\\/]", name):
-        raise BadInput(f"archive member '{name}' escapes the target folder; refusing it", where)
+        raise BadInput(
+            f"archive member {shown(name)} escapes the target folder; refusing it", where
+        )
+    parts = [part for part in name.split("/") if part]
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise BadInput(
+            f"archive member {shown(name)} has a name longer than {MAX_NAME_BYTES} bytes; "
+            "refusing it",
+            where,
+        )
+    if any(len(part.encode("utf-8")) > MAX_PART_BYTES for part in parts):
+        raise BadInput(
+            f"archive member {shown(name)} has a file or folder name longer than "
+            f"{MAX_PART_BYTES} bytes; refusing it",
+            where,
+        )
+    if len(parts) > MAX_DEPTH:
+        raise BadInput(
+            f"archive member {shown(name)} is more than {MAX_DEPTH} folders deep; refusing it",
+            where,
+        )
     kind = stat.S_IFMT(info.external_attr >> 16)
     if kind in _SPECIAL_FILES:
-        raise BadInput(f"archive member '{name}' is {_SPECIAL_FILES[kind]}; refusing it", where)
+        raise BadInput(
+            f"archive member {shown(name)} is {_SPECIAL_FILES[kind]}; refusing it", where
+        )
     if info.flag_bits & 0x1:
-        raise BadInput(f"archive member '{name}' is encrypted; refusing it", where)
+        raise BadInput(f"archive member {shown(name)} is encrypted; refusing it", where)
 
 
 def _top_para(names: set[str], where: str) -> str:
@@ -456,10 +556,12 @@ def _top_para(names: set[str], where: str) -> str:
 
 def _para_identity(name: str, text: bytes, where: str) -> tuple[str, str]:
     """(id, version) from the archive's para, which must agree with its file name."""
-    try:
-        para = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise BadInput(f"{name} in the archive is not valid YAML ({err})", where) from None
+    try:  # the loader of every user file: bounded depth and aliases
+        para = parse_yaml(text.decode("utf-8"), name)
+    except UnicodeDecodeError:
+        raise BadInput(f"{name} in the archive is not UTF-8 text", where) from None
+    except BadInput as err:
+        raise BadInput(f"{err} (in the archive)", where) from None
     stem = name[: -len(".para")]
     if not isinstance(para, dict) or str(para.get("id", "")) != stem:
         raise BadInput(f"{name} in the archive must have 'id: {stem}'", where)

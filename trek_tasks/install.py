@@ -27,8 +27,17 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
 from trek_tasks.config import Config
-from trek_tasks.errors import BadInput, TrekError
-from trek_tasks.files import display, dump_json, load_json, load_marked, tree_files, write_atomic
+from trek_tasks.errors import BadInput, StepFailed, TrekError
+from trek_tasks.files import (
+    Document,
+    display,
+    dump_json,
+    load_json,
+    load_marked,
+    shown,
+    tree_files,
+    write_atomic,
+)
 from trek_tasks.hub import (
     MAX_ARCHIVE_BYTES,
     Archive,
@@ -43,7 +52,7 @@ from trek_tasks.hub import (
     shown_url,
     verify,
 )
-from trek_tasks.names import SCRIPT_ID_PATTERN, reserved_problem, script_id_problem
+from trek_tasks.names import SCRIPT_ID_PATTERN, reserved_problem
 from trek_tasks.project import INSTALLED_DIR, LOCK, PACKAGES, scan_scripts
 
 if TYPE_CHECKING:
@@ -51,7 +60,6 @@ if TYPE_CHECKING:
 
 RECORD = ".trek-install.json"
 LOCK_FORMAT = 1
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 _NAME_AND_SPEC = re.compile(rf"\s*({SCRIPT_ID_PATTERN})\s*((?:[<>=!~].*)?)\s*")
 _ANY = ("", "*")
 
@@ -93,12 +101,8 @@ def _looks_like_path(text: str) -> bool:
     return text.endswith(".zip") or "/" in text or os.sep in text
 
 
-def requirement_from_entry(name: str, value: Any, where: str) -> Requirement:
-    """One packages.json entry ``name: value``."""
-    if not isinstance(value, str):
-        raise BadInput(
-            f"'{name}' must map to a version specifier, a URL or a zip path (a string)", where
-        )
+def requirement_from_entry(name: str, value: str, where: str) -> Requirement:
+    """One packages.json entry ``name: value`` (of a packages.json that validated)."""
     if is_url(value) or _looks_like_path(value):
         return Requirement(value, where, name, location=value)
     return Requirement(value, where, name, spec=_specifier(value, where))
@@ -145,29 +149,47 @@ class Packages:
         return {name: req.text for name, req in self.requirements.items()}
 
 
-def read_packages(root: Path) -> Packages:
-    """Parse packages.json (missing = empty); any problem is one ``BadInput`` with its line."""
-    path = root / PACKAGES
-    if not path.is_file():
-        return Packages({}, {})
+def _entries(root: Path, name: str, schema: str, check: bool) -> tuple[Document, dict] | None:
+    """packages.json or the lock (``name``), and its ``packages`` mapping; None when the file
+    is missing. A file ``trek validate`` refuses is ``ManyErrors`` naming each problem's line,
+    before anything is installed or removed. ``check=False`` is for doit's up-to-date test,
+    which needs no schema (doit runs the task whenever the file changed, and the task checks
+    it): a file of another shape is then one BadInput."""
+    path = root / name
+    if not os.path.lexists(path):
+        return None
     doc = load_marked(path, root)
-    data = doc.data
-    if not isinstance(data, dict):
-        raise BadInput('packages.json must hold an object like {"packages": {...}}', doc.where())
-    entries = data.get("packages", {})
-    if not isinstance(entries, dict):
-        raise BadInput(
-            "'packages' must map script ids to versions, URLs or zip paths",
-            doc.where(("packages",)),
-        )
-    requirements = {}
-    for name, value in entries.items():
-        where = doc.where(("packages", name))
-        problem = script_id_problem(name) if isinstance(name, str) else "not a script id"
-        if problem:
-            raise BadInput(problem, doc.where(("packages", name), True))
-        requirements[name] = requirement_from_entry(name, value, where)
-    return Packages(requirements, data)
+    if check:
+        from trek_tasks.validate import check_file
+
+        check_file(doc, schema)
+    entries = doc.data.get("packages") if isinstance(doc.data, dict) else None
+    if entries is None and schema == "packages":
+        entries = {}  # "packages": null, or none yet
+
+    def usable(value: Any) -> bool:
+        if schema == "lock":
+            return isinstance(value, dict) and all(
+                isinstance(value.get(key), str) for key in ("version", "sha256", "source")
+            )
+        return isinstance(value, str)
+
+    if not isinstance(entries, dict) or not all(usable(v) for v in entries.values()):
+        raise BadInput(f"{name} is not what `trek install` writes", doc.where())
+    return doc, entries
+
+
+def read_packages(root: Path, check: bool = True) -> Packages:
+    """Parse packages.json (missing = empty), checked as ``_entries`` says."""
+    found = _entries(root, PACKAGES, "packages", check)
+    if found is None:
+        return Packages({}, {})
+    doc, entries = found
+    requirements = {
+        name: requirement_from_entry(name, value, doc.where(("packages", name)))
+        for name, value in entries.items()
+    }
+    return Packages(requirements, doc.data)
 
 
 @dataclass(frozen=True)
@@ -182,35 +204,13 @@ class Locked:
         return {"version": self.version, "sha256": self.sha256, "source": self.source}
 
 
-def read_lock(root: Path) -> dict[str, Locked]:
-    """Parse packages.lock.json (missing = empty)."""
-    path = root / LOCK
-    if not path.is_file():
-        return {}
-    doc = load_marked(path, root)
-    fix = f"; delete {LOCK} and run `trek install` to re-create it"
-    data = doc.data
-    if not isinstance(data, dict) or not isinstance(data.get("packages"), dict):
-        raise BadInput(f'a lock file holds {{"version": 1, "packages": {{...}}}}{fix}', doc.where())
-    if data.get("version") != LOCK_FORMAT:
-        raise BadInput(f"unsupported lock version {data.get('version')!r}{fix}", doc.where())
-    locked = {}
-    for name, entry in data["packages"].items():
-        version = entry.get("version") if isinstance(entry, dict) else None
-        digest = entry.get("sha256") if isinstance(entry, dict) else None
-        source = entry.get("source") if isinstance(entry, dict) else None
-        if not (
-            isinstance(version, str)
-            and isinstance(digest, str)
-            and _HEX64.fullmatch(digest)
-            and isinstance(source, str)
-        ):
-            raise BadInput(
-                f"'{name}' must have a version, a sha256 and a source{fix}",
-                doc.where(("packages", name)),
-            )
-        locked[str(name)] = Locked(version, digest, source)
-    return locked
+def read_lock(root: Path, check: bool = True) -> dict[str, Locked]:
+    """Parse packages.lock.json (missing = empty), checked as ``_entries`` says."""
+    found = _entries(root, LOCK, "lock", check)
+    return {
+        str(name): Locked(entry["version"], entry["sha256"], entry["source"])
+        for name, entry in (found[1] if found else {}).items()
+    }
 
 
 def lock_text(locked: dict[str, Locked]) -> str:
@@ -369,12 +369,18 @@ def extract(archive: Archive, dest: Path) -> None:
                 raise BadInput(
                     f"archive member '{info.filename}' escapes the target", archive.where
                 )
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zipped.open(info) as source, target.open("xb") as out:
-                shutil.copyfileobj(source, out)
+            try:
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zipped.open(info) as source, target.open("xb") as out:
+                    shutil.copyfileobj(source, out)
+            except OSError as err:  # a full disk, a read-only trek_packages/
+                raise StepFailed(
+                    f"cannot extract archive member {shown(info.filename)}: {err.strerror or err}",
+                    archive.where,
+                ) from None
 
 
 def check_para(folder: Path, archive: Archive) -> None:
@@ -588,8 +594,8 @@ def installed_lines(root: Path) -> list[str]:
 def in_sync(root: Path) -> bool:
     """doit ``uptodate``: packages.json, the lock and trek_packages/ all agree."""
     try:
-        packages = read_packages(root)
-        locked = read_lock(root)
+        packages = read_packages(root, check=False)
+        locked = read_lock(root, check=False)
     except TrekError:
         return False
     if set(packages.requirements) != set(locked):

@@ -12,10 +12,11 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from trek_tasks import __version__
 from trek_tasks.engine import (
     Engine,
     NodeFailed,
@@ -30,17 +31,42 @@ from trek_tasks.engine import (
 from trek_tasks.environment import Environment
 from trek_tasks.errors import BadInput, StepFailed
 from trek_tasks.events import emit
-from trek_tasks.files import display, dump_json, load_yaml, write_atomic
+from trek_tasks.files import content_digest, display, dump_json, load_yaml, write_atomic
 from trek_tasks.invoker import HttpInvoker
 from trek_tasks.lock import Held, file_lock
 from trek_tasks.marvin import target
-from trek_tasks.marvin.client import MarvinClient
+from trek_tasks.marvin.client import MarvinClient, StateProbe
 from trek_tasks.progress import RunReported, ScriptLogged, Starting, Stopping
 from trek_tasks.project import Project, Script
-from trek_tasks.runtimes.base import file_digests
+from trek_tasks.runtimes.base import file_digests, sdk_hash
 from trek_tasks.state import StateLayout
 
 LOG_TAIL = 20
+
+
+def readable(lines: Iterable[str]) -> list[str]:
+    """Log lines for a person: a JSON record's ``traceback`` (the blcks logger's json
+    mode keeps it as one escaped string) is taken out and shown as its own lines."""
+    shown: list[str] = []
+    for line in lines:
+        record = _json_record(line)
+        trace = record.pop("traceback", None) if record else None
+        if not isinstance(trace, str):
+            shown.append(line)
+            continue
+        shown.append(json.dumps(record, ensure_ascii=False))
+        shown.extend(trace.splitlines())
+    return shown
+
+
+def _json_record(line: str) -> dict[str, Any] | None:
+    if not line.startswith("{"):
+        return None
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def select_scripts(project: Project, actions: tuple[str, ...]) -> list[Script]:
@@ -91,13 +117,24 @@ def check_installed(project: Project, actions: tuple[str, ...]) -> None:
         raise BadInput(f"scripts not installed: {', '.join(missing)}; run `trek install`")
 
 
+def close_unused(env: Environment, keep: tuple[str, ...] = ()) -> None:
+    """Stop the scripts of this project that run although the graph no longer uses them
+    (``keep``: ids asked for by name)."""
+    for script_id in env.unused_ids():
+        if script_id not in keep:
+            emit(Stopping(f"blcks {script_id}", "no longer in the graph"))
+            env.down(script_id)
+
+
 def initenv(project: Project, actions: tuple[str, ...], no_overwrite: bool) -> None:
-    """Start the runtime of each script (all the graph uses by default) and the local Marvin."""
+    """Start the runtime of each script (all the graph uses by default) and the local
+    Marvin; stop the scripts the graph no longer uses."""
     check_installed(project, actions)
     env = Environment(project)
+    close_unused(env, actions)
+    up_marvin(env, force=not no_overwrite)  # first: a bad router_port stops before any restart
     for script in select_scripts(project, actions):
         up_script(env, script, force=not no_overwrite)
-    up_marvin(env, force=not no_overwrite)
 
 
 def shutdownenv(project: Project, actions: tuple[str, ...], all_: bool) -> None:
@@ -106,8 +143,9 @@ def shutdownenv(project: Project, actions: tuple[str, ...], all_: bool) -> None:
     if all_ or not actions:
         for script_id in env.started_ids():
             emit(Stopping(f"blcks {script_id}"))
+        if env.marvin_running():
+            emit(Stopping("local Marvin"))
         env.shutdown_all()
-        emit(Stopping("local Marvin"))
     else:
         for script in select_scripts(project, actions):
             emit(Stopping(f"blcks {script.id}"))
@@ -117,21 +155,25 @@ def shutdownenv(project: Project, actions: tuple[str, ...], all_: bool) -> None:
 def log_lines(
     project: Project, actions: tuple[str, ...], follow: bool, tail: int | None
 ) -> Iterator[str]:
-    """The log lines of the named scripts (default: all started), each prefixed with its
-    script id when there are several; with ``follow``, new lines as they come."""
+    """The log lines of the named scripts (default: every one with a log; a stopped
+    script's last log), each prefixed with its script id when there are several; with
+    ``follow`` (one running script), new lines as they come."""
     env = Environment(project)
-    ids = list(actions) or env.started_ids()
-    handles = []
+    logged = env.logged_ids()
+    ids = list(actions) or logged
     for script_id in ids:
-        handle = env.handle(script_id)
-        if handle is None:
+        if script_id not in logged:
             raise BadInput(f"{script_id} has no logs; start it with `trek initenv`", "ACTIONS")
-        handles.append(handle)
-    if follow and len(handles) > 1:
+    if follow and len(ids) > 1:
         raise BadInput("--follow takes one script", "ACTIONS")
-    for handle in handles:
-        prefix = f"[{handle.script_id}] " if len(handles) > 1 else ""
-        for line in env.logs(handle.script_id, follow, tail):
+    if follow and ids and env.handle(ids[0]) is None:
+        raise BadInput(
+            f"{ids[0]} is not running; without --follow `trek logs` shows its last log",
+            "ACTIONS",
+        )
+    for script_id in ids:
+        prefix = f"[{script_id}] " if len(ids) > 1 else ""
+        for line in env.logs(script_id, follow, tail):
             yield prefix + line
 
 
@@ -190,7 +232,7 @@ class LogFollower:
         start = self.seen.get(script_id, 0)
         self.seen[script_id] = len(lines)
         if lines[start:]:
-            emit(ScriptLogged(script_id, tuple(lines[start:])))
+            emit(ScriptLogged(script_id, tuple(readable(lines[start:]))))
 
 
 class RecordWriter:
@@ -213,20 +255,32 @@ def save_record(project: Project, result: RunResult) -> Path:
 
 
 def code_digests(env: Environment) -> dict[str, str]:
-    """Per script the graph uses: a digest of its files and its config envs."""
+    """Per script the graph uses: a digest of what it runs, besides its inputs and the
+    Marvin state it reads: its files, config envs, environment (requirements, Python)
+    and the blcks SDK."""
     digests = {}
     for script in env.project.used_scripts():
-        parts = {"files": file_digests(script), "envs": env.script_env(script)}
+        parts = {
+            "files": file_digests(script),
+            "envs": env.script_env(script),
+            "environment": env.runtime.env_key(script),
+            "sdk": sdk_hash(),
+        }
         digests[script.id] = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
     return digests
 
 
 def run_digest(project: Project) -> str:
-    """What a run's result depends on besides the files doit already tracks: the code and
-    config envs of every script the graph uses, and the settings the engine reads."""
+    """What a run's result depends on: what the graph, the edge data and the trigger event
+    say (their parsed content: a comment or layout edit changes nothing), the code of
+    every script the graph uses, the inventory, trek's version and the settings the
+    engine reads."""
     env = Environment(project)
     remote = target.remote(project.config)
+    inputs = (project.entry, project.path("input_data_path"), project.path("input_event_path"))
     parts: dict[str, Any] = {
+        "trek": __version__,
+        "inputs": [content_digest(path) for path in inputs],
         "timeout": project.config["action_timeout"],
         "marvin_url": remote.url if remote else "",
         "inventory": env.inventory_digest(),
@@ -257,10 +311,18 @@ def run_workflow(
 ) -> RunResult:
     """Run the workflow against the running environment; raises StepFailed on a failed run.
 
-    With ``reuse``, nodes whose code, config envs and inputs equal the last run's, and
-    whose upstream did not re-execute, take their outputs from the last run record."""
+    With ``reuse``, nodes whose code (``code_digests``), inputs and local Marvin state at
+    their start equal the last run's, and whose upstream did not re-execute, take their
+    outputs from the last run record. A remote Marvin's state is unknown: nothing is
+    reused then, and a warning says so."""
     env = Environment(project)
     marvin = target.resolve(project.config, env)
+    use_marvin(marvin, env.state.marvin_log)
+    if reuse and not marvin.local:
+        from trek_tasks.progress import Warned
+
+        emit(Warned("--reuse runs every node: what a remote Marvin serves cannot be compared"))
+    probe = StateProbe(marvin.url, marvin.token) if marvin.local else None
     urls = {}
     for script in project.used_scripts():
         handle = env.handle(script.id)
@@ -280,6 +342,7 @@ def run_workflow(
         reuse=last_run(project) if reuse else {},
         code_digests=code_digests(env),
         script_types={s.id: s.kind.script_type for s in project.scripts.values()},
+        state_probe=probe,
     )
     first_message = last_message_id(marvin.client) if marvin.local else 0
     invoker = HttpInvoker(urls)
@@ -291,32 +354,47 @@ def run_workflow(
             result = Engine(project.workflow, settings, invoker, subscribers).run()
         finally:
             invoker.close()
+            if probe is not None:
+                probe.close()
     messages = marvin.client.get(f"/api/v1/messages?after={first_message}") if marvin.local else []
     emit(RunReported(result, tuple(messages)))
     if result.status == "failed":
         failed = next((n for n in result.nodes.values() if n.status == "failed"), None)
         tail = ""
         if failed is not None and failed.script_id:
-            lines = list(env.logs(failed.script_id, tail=LOG_TAIL))
+            lines = readable(env.logs(failed.script_id, tail=LOG_TAIL))
             if lines:
-                tail = f"\n--- last lines of {failed.script_id}'s log ---\n" + "\n".join(lines)
-        raise StepFailed(f"Workflow [{project.name}] failed at {result.error}{tail}")
+                tail = f"--- last lines of {failed.script_id}'s log ---\n" + "\n".join(lines)
+        raise StepFailed(f"Workflow [{project.name}] failed at {result.error}", detail=tail)
     return result
 
 
+def use_marvin(marvin: target.MarvinTarget, local_log: Path | None) -> None:
+    """Say which Marvin a run uses (``local_log``: the local one's log); a remote one that
+    does not answer stops the run here, before any script is called."""
+    from trek_tasks.http import shown_url
+    from trek_tasks.progress import MarvinUsed
+
+    source = local_log if marvin.local else marvin.source
+    emit(MarvinUsed(shown_url(marvin.url), marvin.local, source))
+    target.check_answers(marvin)
+
+
 def marvin_for(folder: Path, config: Any) -> target.MarvinTarget:
-    """The Marvin of a lone script run: the configured Marvin, else (inside a project) the
-    project's local Marvin, started when needed, else none."""
+    """The Marvin of a lone script run, said (``use_marvin``): the configured Marvin, else
+    (inside a project) the project's local Marvin, started when needed, else none."""
     from trek_tasks.project import find_root_or_none
 
-    if target.is_remote(config):
-        return target.resolve(config, None)
-    root = find_root_or_none(folder)
+    root = None if target.is_remote(config) else find_root_or_none(folder)
     if root is None:
-        return target.NO_MARVIN
+        marvin = target.resolve(config, None)
+        use_marvin(marvin, None)
+        return marvin
     env = Environment(Project.load(root))
     up_marvin(env)
-    return target.resolve(config, env)
+    marvin = target.resolve(config, env)
+    use_marvin(marvin, env.state.marvin_log)
+    return marvin
 
 
 def runblcks(path: Path) -> dict[str, Any]:
@@ -353,8 +431,8 @@ def runblcks(path: Path) -> dict[str, Any]:
         event = script_event(script.id, inputs or {}, settings)
         outputs = invoker(script.id, event, settings.timeout)
     except StepFailed as err:
-        tail = "\n".join(runtime.logs(handle, False, LOG_TAIL))
-        raise StepFailed(f"{script.id} {err.message}\n{tail}") from None
+        tail = "\n".join(readable(runtime.logs(handle, False, LOG_TAIL)))
+        raise StepFailed(f"{script.id} {err.message}", detail=tail) from None
     finally:
         invoker.close()
         runtime.stop(handle)

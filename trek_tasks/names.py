@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from trek_tasks.errors import BadInput
+from trek_tasks.files import shown
 
 SCRIPT_ID_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"
 SCRIPT_ID = re.compile(SCRIPT_ID_PATTERN)
@@ -29,7 +30,7 @@ def reserved_problem(script_id: str) -> str | None:
 def script_id_problem(script_id: str) -> str | None:
     """Why ``script_id`` cannot name a script, or None."""
     if not SCRIPT_ID.fullmatch(script_id):
-        return f"'{script_id}' is not a valid script id"
+        return f"{shown(script_id)} is not a valid script id"
     return reserved_problem(script_id)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,6 +21,7 @@ from trek_tasks.files import write_atomic
 from trek_tasks.project import MANIFEST, PACKAGES, Project, Script
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+BIN = "bin"  # where a project's zips go
 
 
 def zip_bytes(members: Iterable[tuple[str, bytes]]) -> bytes:
@@ -53,6 +55,44 @@ def script_zip_name(script: Script) -> str:
 
 def workflow_zip_name(project: Project) -> str:
     return f"{project.workflow.template_id}-{project.workflow.version}.zip"
+
+
+def made_by_us(path: Path) -> bool:
+    """Whether ``path`` is a zip ``zip_bytes`` wrote: every entry at ``ZIP_EPOCH`` with
+    our mode (so a zip a user made, even named like ours, is never taken for one)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return bool(infos) and all(
+        info.date_time == ZIP_EPOCH and info.external_attr == 0o100644 << 16 for info in infos
+    )
+
+
+def stale_script_zips(project: Project) -> list[Path]:
+    """Script zips in ``bin/`` that packing the current own scripts would not write (the
+    script was deleted or renamed, or its version changed): named by a kind's zip rule
+    (``blcks.<id>-<version>.zip``) and written by us; a user's other files never."""
+    from trek_tasks.kinds import all_kinds
+    from trek_tasks.names import SCRIPT_ID_PATTERN
+
+    bin_dir = project.root / BIN
+    if not bin_dir.is_dir():
+        return []
+    prefixes = [re.escape(kind.zip_prefix) for kind in all_kinds() if kind.zip_prefix]
+    if not prefixes:
+        return []
+    names = re.compile(f"(?:{'|'.join(prefixes)}){SCRIPT_ID_PATTERN}-[^/]+\\.zip")
+    current = {script_zip_name(script) for script in project.own.values()}
+    return [
+        path
+        for path in sorted(bin_dir.iterdir())
+        if path.name not in current
+        and names.fullmatch(path.name)
+        and path.is_file()
+        and made_by_us(path)
+    ]
 
 
 def with_positions(raw: dict, positions: dict[str, dict[str, float]]) -> dict:

@@ -49,6 +49,14 @@ class Packed:
 
 
 @dataclass(frozen=True)
+class StaleZipRemoved:
+    """A zip ``pack`` wrote earlier for a script that no longer exists (or has another
+    version now) was deleted from ``bin/``."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
 class Starting:
     """A script or the local Marvin is being started, or restarted for ``reason``."""
 
@@ -59,7 +67,32 @@ class Starting:
 
 @dataclass(frozen=True)
 class Stopping:
+    """A script or the local Marvin is being stopped (``reason``: why, when not asked to)."""
+
     label: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class MarvinMoved:
+    """The local Marvin listens on ``port`` because another process holds ``router_port``:
+    one of ours for ``project`` in ``role`` (``marvin``, ``script:<id>``), or "" unknown."""
+
+    router_port: int
+    port: int
+    project: str = ""
+    role: str = ""
+
+
+@dataclass(frozen=True)
+class MarvinUsed:
+    """Which Marvin a run talks to (said once per command): the project's local one
+    (``source``: its log), a remote one (``source``: the config file naming it, None
+    when unknown) or none (``url`` empty)."""
+
+    url: str  # without credentials
+    local: bool
+    source: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +165,28 @@ class PublishReport:
 
 
 @dataclass(frozen=True)
+class EnvBuilding:
+    """A script's environment is not in the store yet: it is being built."""
+
+    script_id: str
+    requirements: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EnvBuilt:
+    script_id: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class UpToDate:
+    """A task the command asked for had nothing to do: doit found it up to date."""
+
+    task: str  # the doit task name (``pack:detectredis``)
+    targets: tuple[Path, ...]  # the files it makes, when it makes some
+
+
+@dataclass(frozen=True)
 class TaskNote:
     """With ``-v``: a doit task that ran or was up to date (``-- validate (up to date)``)."""
 
@@ -150,3 +205,25 @@ class WatchError:
     """A failure the watch reports and survives (the text carries its prefix)."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class CollectedEnv:
+    """An environment ``trek gc`` removed (or, in a dry run, would remove)."""
+
+    key: str  # the folder's name
+    size: int  # bytes
+    requirements: tuple[str, ...]
+    built: bool = True  # False: what a killed build left
+
+
+@dataclass(frozen=True)
+class GcReport:
+    """What ``trek gc`` did: projects whose folder is gone, environments no one uses."""
+
+    removed: tuple[CollectedEnv, ...]
+    forgotten: tuple[str, ...]  # roots of the projects whose record was dropped
+
+    @property
+    def freed(self) -> int:
+        return sum(env.size for env in self.removed)

@@ -10,9 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trek_tasks.config import Config
+from trek_tasks.config import PATH_KEYS, Config
 from trek_tasks.errors import BadInput
-from trek_tasks.files import display, load_json, load_yaml
+from trek_tasks.files import (
+    Document,
+    display,
+    file_problem,
+    load_json,
+    load_marked,
+    load_yaml,
+    shown,
+)
 from trek_tasks.graph import Workflow
 from trek_tasks.kinds import ScriptKind, all_kinds, default_kind, find_kind, load_kind
 from trek_tasks.kinds.base import default_code_base, para_file
@@ -86,6 +94,17 @@ class Script:
         """What the script is made of (its kind says; editor and cache files left out)."""
         return self.kind.files(self.path, self.id)
 
+    def main_problem(self) -> str | None:
+        """What keeps the script from running: its kind's main file (``handler/handler.py``)
+        is missing, with the command that adds it; None when it is there."""
+        main = self.kind.main_file(self.path, self.id)
+        if main.is_file():
+            return None
+        return (
+            f"{self.kind.name} script '{self.id}' has no {main.relative_to(self.path).as_posix()}; "
+            f"run `trek init{self.kind.name} -p {display(self.path)}`"
+        )
+
     @classmethod
     def load(
         cls,
@@ -119,6 +138,9 @@ def script_at(folder: Path, kind_name: str) -> Script:
         raise BadInput(
             f"a {script.kind.name} script folder, not a {kind.name} one", display(folder)
         )
+    problem = script.main_problem()
+    if problem:
+        raise BadInput(problem, display(folder))
     return script
 
 
@@ -145,6 +167,28 @@ def own_scripts(root: Path, config: Config) -> dict[str, Script]:
     return scripts
 
 
+def workflow_entry(root: Path, manifest: Document, must_exist: bool = True) -> Path:
+    """The workflow file manifest.json names (``entry``, default src/graph.yml): a
+    relative path to a file inside the project. Anything else (an absolute path, a path
+    out of the project, a folder, a device) is BadInput at the ``entry`` value."""
+    data = manifest.data
+    value = data.get("entry", DEFAULT_ENTRY) if isinstance(data, dict) else None
+    where = manifest.where(("entry",))
+    if not isinstance(value, str) or not value:
+        raise BadInput(f"'entry' must name the workflow file, e.g. {DEFAULT_ENTRY!r}", where)
+    entry = root / value
+    try:
+        inside = entry.resolve().is_relative_to(root.resolve())
+    except ValueError:  # a NUL byte, a lone surrogate
+        raise BadInput(f"'entry' names {shown(value)}: {file_problem(entry)}", where) from None
+    if Path(value).is_absolute() or not inside:
+        raise BadInput(f"'entry' must name a file inside the project, not {shown(value)}", where)
+    problem = file_problem(entry) if must_exist else None
+    if problem:
+        raise BadInput(f"'entry' names {shown(value)}: {problem}", where)
+    return entry
+
+
 @dataclass(frozen=True)
 class Project:
     """Everything the tasks need to know about a project, read once."""
@@ -163,12 +207,10 @@ class Project:
         need only the root, config and scripts (stopping runtimes of a broken project)."""
         root = find_root(start or Path.cwd())
         config = Config.load(root)
-        manifest = load_json(root / MANIFEST, root)
-        entry_name = manifest.get("entry", DEFAULT_ENTRY) if isinstance(manifest, dict) else None
-        if not isinstance(entry_name, str) or not entry_name:
-            raise BadInput("'entry' must name the workflow file", display(root / MANIFEST))
-        entry = root / entry_name
-        raw = load_yaml(entry, root) if workflow and entry.is_file() else None
+        for key in sorted(PATH_KEYS):
+            config.checked(key)
+        entry = workflow_entry(root, load_marked(root / MANIFEST, root), must_exist=workflow)
+        raw = load_yaml(entry, root) if workflow else None
         packages_file = root / PACKAGES
         packages_data = load_json(packages_file, root) if packages_file.is_file() else {}
         packages = packages_data.get("packages", {}) if isinstance(packages_data, dict) else {}

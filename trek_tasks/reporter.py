@@ -53,12 +53,18 @@ def node_line(tag: str, node: Node, script_type: str) -> str:
 
 
 def summary_lines(report: step.RunReported) -> list[str]:
-    """The table after a local run: every node that started, then the messages sent."""
+    """The table after a local run: the nodes in execution order (a warning or the reason
+    for a skip after each), then the messages sent."""
+    from trek_tasks.engine import script_warning
+
     lines = ["Summary:"]
-    nodes = sorted(report.result.nodes.values(), key=lambda n: (n.started == 0, n.started))
-    for node in nodes:
+    for node in report.result.nodes.values():
         label = node.script_id or node.type
-        lines.append(f"  {node.id:>4}  {label:<20} {node.status:<8} {node.duration * 1000:8.1f} ms")
+        warning = script_warning(node)
+        status = "warning" if warning else node.status
+        line = f"  {node.id:>4}  {label:<20} {status:<8} {node.duration * 1000:8.1f} ms"
+        note = warning or node.reason
+        lines.append(f"{line}  {note}" if note else line)
     if report.messages:
         lines.append("Messages sent:")
         for message in report.messages:
@@ -79,6 +85,15 @@ def install_lines(report: step.InstallReport) -> list[str]:
     return lines + [f"{script_id} uninstalled" for script_id in report.removed]
 
 
+def up_to_date_line(event: step.UpToDate) -> str:
+    """One line for a task with nothing to do: the file of a per-file sub-task
+    (``bin/x.zip is up to date``), else the task and its first file, if any."""
+    if not event.targets:
+        return f"{event.task} is up to date"
+    first = _shown(event.targets[0])
+    return f"{first} is up to date" if ":" in event.task else f"{event.task} is up to date: {first}"
+
+
 class Terminal:
     """Shows each event it receives as Trek's line(s); events it has no words for are
     ignored. ``out``/``err`` write one line each (click.echo by default)."""
@@ -87,6 +102,11 @@ class Terminal:
         self.out = out
         self.err = err
         self.bar: Any = None  # the progress bar of the download under way
+        self.marvin: str | None = None  # the Marvin line said in this command
+
+    def new_command(self) -> None:
+        """Forget what was said once per command (a test runs many in one process)."""
+        self.marvin = None
 
     def __call__(self, event: object) -> None:
         show = getattr(self, f"on_{type(event).__name__}", None)
@@ -143,12 +163,44 @@ class Terminal:
     def on_Packed(self, event: step.Packed) -> None:
         self.out(f"Success packing, output: {_shown(event.dest)}")
 
+    def on_StaleZipRemoved(self, event: step.StaleZipRemoved) -> None:
+        self.out(f"Removed {_shown(event.path)}: no own script packs into it any more")
+
     def on_Starting(self, event: step.Starting) -> None:
         first = event.reason == "not running"
         self.out(f"starting {event.label}..." if first else f"restart {event.name}: {event.reason}")
 
     def on_Stopping(self, event: step.Stopping) -> None:
-        self.out(f"closing {event.label}...")
+        why = f" ({event.reason})" if event.reason else "..."
+        self.out(f"closing {event.label}{why}")
+
+    def on_MarvinMoved(self, event: step.MarvinMoved) -> None:
+        if not event.project:
+            holder = "another program"
+        elif event.role.startswith("script:"):
+            holder = f"blcks {event.role.removeprefix('script:')} of {event.project}"
+        else:
+            holder = f"the local Marvin of {event.project}"
+        self.out(
+            f"router_port {event.router_port} is held by {holder}; "
+            f"this project's local Marvin uses {event.port}"
+        )
+
+    def on_MarvinUsed(self, event: step.MarvinUsed) -> None:
+        if event.local:
+            where = f" ({_shown(event.source)})" if event.source else ""
+            line = f"Marvin: local, {event.url}{where}"
+        elif event.url:
+            from trek_tasks.configure import reset_hint
+
+            named = f"marvin_url in {_shown(event.source)}" if event.source else "marvin_url"
+            back = reset_hint("marvin_url", event.source)
+            line = f"Marvin: {event.url} ({named}; {back} uses the local one)"
+        else:
+            line = "Marvin: none (no project here and no marvin_url); scripts use their MARVIN_URL"
+        if line != self.marvin:  # once per command, again only when it changes
+            self.marvin = line
+            self.out(line)
 
     def on_InstallReport(self, event: step.InstallReport) -> None:
         for line in install_lines(event):
@@ -161,7 +213,9 @@ class Terminal:
         self.out(event.summary)
 
     def on_Warned(self, event: step.Warned) -> None:
-        self.err(f"trek: warning: {event.text}")
+        from trek_tasks.files import one_line
+
+        self.err(f"trek: warning: {one_line(event.text)}")
 
     def on_Published(self, event: step.Published) -> None:
         where = _shown(event.dest)
@@ -177,6 +231,16 @@ class Terminal:
         for published in event.published:
             self.on_Published(published)
         self.out(f"Index written: {_shown(event.index)}")
+
+    def on_EnvBuilding(self, event: step.EnvBuilding) -> None:
+        wanted = ", ".join(event.requirements) or "no requirements"
+        self.out(f"building environment for {event.script_id} ({wanted})...")
+
+    def on_EnvBuilt(self, event: step.EnvBuilt) -> None:
+        self.out(f"environment for {event.script_id} built in {event.seconds:.1f} s")
+
+    def on_UpToDate(self, event: step.UpToDate) -> None:
+        self.out(up_to_date_line(event))
 
     def on_TaskNote(self, event: step.TaskNote) -> None:
         self.out(event.text)

@@ -26,11 +26,14 @@ class TrekReporter:
     """A doit reporter that leaves output to the steps and keeps failures for the CLI.
 
     Steps report Trek-style lines themselves (as events); with ``verbose`` the reporter
-    also says which tasks ran and which were up to date.
+    also says which tasks ran and which were up to date. With ``report_up_to_date`` a
+    task the command asked for that has nothing to do says so (``UpToDate``).
     """
 
-    def __init__(self, verbose: bool = False) -> None:
+    def __init__(self, verbose: bool = False, report_up_to_date: bool = False) -> None:
         self.verbose = verbose
+        self.report_up_to_date = report_up_to_date
+        self.selected: set[str] = set()
         self.failures: list[tuple[str, Any]] = []
         self.errors: list[str] = []
         self.executed: list[str] = []
@@ -42,7 +45,7 @@ class TrekReporter:
             emit(TaskNote(text))
 
     def initialize(self, tasks: Any, selected_tasks: Any) -> None:
-        pass
+        self.selected = set(selected_tasks or ())
 
     def get_status(self, task: Any) -> None:
         pass
@@ -60,6 +63,12 @@ class TrekReporter:
 
     def skip_uptodate(self, task: Any) -> None:
         self._say(f"-- {task.name} (up to date)")
+        asked = task.name in self.selected or task.name.split(":")[0] in self.selected
+        helper = task.name.rpartition(":")[2].startswith("_")
+        if self.report_up_to_date and asked and not helper:
+            from trek_tasks.progress import UpToDate
+
+            emit(UpToDate(task.name, tuple(Path(t) for t in task.targets)))
 
     def skip_ignore(self, task: Any) -> None:
         self._say(f"!! {task.name} (ignored)")
@@ -99,13 +108,15 @@ def run_tasks(
     options: TaskOptions | None = None,
     verbose: bool = False,
     always: bool = False,
+    report_up_to_date: bool = False,
 ) -> list[str]:
     """Run doit ``tasks`` of ``project``; return the names of the tasks executed.
 
     A failing step re-raises its ``TrekError`` so the CLI prints one line with the
-    right exit code.
+    right exit code. With ``report_up_to_date``, each of ``tasks`` (or of their
+    sub-tasks) that had nothing to do says so.
     """
-    reporter = TrekReporter(verbose)
+    reporter = TrekReporter(verbose, report_up_to_date)
     ns = namespace(project.root, project, options)
     ns["DOIT_CONFIG"] = {**ns["DOIT_CONFIG"], "reporter": reporter}
     args = ["run", *(["--always-execute"] if always else []), *tasks]
@@ -146,7 +157,7 @@ def mark_installed(root: Path) -> None:
 def watch_project(root: Path, options: TaskOptions, verbose: bool = False) -> int:
     """Run the project's workflow (task ``execute``) now and after every change until Ctrl-C.
 
-    Runtimes stay up afterwards. Returns the exit code (0 after Ctrl-C).
+    Runtimes stay up afterwards. Returns the exit code (130 after Ctrl-C).
     """
     code = WatchMain(ProjectLoader(root, options, verbose)).run(["auto", "execute"])
     return int(code)
@@ -159,7 +170,10 @@ class CycleReporter(TrekReporter):
         from trek_tasks.progress import WatchError
 
         for name, fail in self.failures:
-            emit(WatchError(f"trek: error: {failure_error(name, fail, self.verbose)}"))
+            error = failure_error(name, fail, self.verbose)
+            emit(WatchError(f"trek: error: {error}"))
+            if error.detail:
+                emit(WatchError(error.detail))
         for message in self.errors:
             emit(WatchError(f"trek: error: {message}"))
 

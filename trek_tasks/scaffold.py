@@ -14,20 +14,23 @@ Everything is rendered into a temp folder beside the destination (inside it for 
 from __future__ import annotations
 
 import json
+import keyword
 import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from trek_tasks.config import CONFIG_NAME, Config, write_file
 from trek_tasks.errors import BadInput
-from trek_tasks.files import display, ignored
+from trek_tasks.files import display, ignored, load_yaml
 from trek_tasks.kinds import ScriptKind, load_kind
+from trek_tasks.kinds.base import para_file
 from trek_tasks.names import check_name, check_script_name
+from trek_tasks.paratypes import field_type
 from trek_tasks.project import MANIFEST, find_root_or_none
-from trek_tasks.resources import templates_dir
+from trek_tasks.resources import templates_dir, trek_requirement
 
 if TYPE_CHECKING:
     import jinja2
@@ -35,6 +38,24 @@ if TYPE_CHECKING:
 DEFAULT_REGISTRY = "localhost:5000"
 MARVIN_KEYS = ("marvin_url", "marvin_JWT", "marvin_secret")
 BLCKS = "blcks"
+# What a handler made to fit a para returns for each output until the user writes the work.
+PLACEHOLDERS: dict[str | None, Any] = {
+    "string": "",
+    "integer": 0,
+    "number": 0,
+    "boolean": False,
+    "array": [],
+    "object": {},
+}
+
+
+class Placed(NamedTuple):
+    """What a scaffold did in a folder (paths relative to it), for the command to list."""
+
+    added: tuple[Path, ...] = ()
+    replaced: tuple[Path, ...] = ()  # -f: files of the folder the template overwrote
+    kept: tuple[Path, ...] = ()  # files the template makes that the folder had already
+    left_out: tuple[Path, ...] = ()  # samples not added: they would not fit what is there
 
 
 # Rendering ---------------------------------------------------------------------------
@@ -47,7 +68,20 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
     )
     env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False)
+    env.filters["py"] = python_literal
     return env
+
+
+def python_literal(value: Any) -> str:
+    """A Python literal of a YAML value, quoted as ruff format quotes (a date as its text)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(python_literal(item) for item in value) + "]"
+    if isinstance(value, dict):
+        items = (f"{python_literal(str(k))}: {python_literal(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 def _render(env: jinja2.Environment, text: str, variables: Mapping[str, Any], where: str) -> str:
@@ -193,10 +227,11 @@ def _os_error(err: OSError, target: Path) -> BadInput:
     return BadInput(f"cannot write: {err.strerror or err}", display(target))
 
 
-def _create(target: Path, sets: Sequence[Path], variables: Mapping[str, Any]) -> list[Path]:
+def _create(target: Path, sets: Sequence[Path], variables: Mapping[str, Any]) -> Placed:
     """Make ``target`` from the sets: a new folder appears whole (one rename); in an
     existing one, the template's files replace theirs and all other files stay."""
     created = None
+    replaced: list[Path] = []
     try:
         created = _make_parents(target.parent)
         stage = _stage(target.parent, target.name)
@@ -204,6 +239,7 @@ def _create(target: Path, sets: Sequence[Path], variables: Mapping[str, Any]) ->
             made = _render_sets(sets, stage, variables)
             if target.is_dir():
                 _check_room(target, made)
+                replaced = [p for p in made if os.path.lexists(target / p)]
                 _move(stage, target, made)
             else:
                 os.rename(stage, target)
@@ -215,12 +251,12 @@ def _create(target: Path, sets: Sequence[Path], variables: Mapping[str, Any]) ->
         if isinstance(err, OSError):
             raise _os_error(err, target) from None
         raise
-    return made
+    return Placed(added=tuple(p for p in made if p not in replaced), replaced=tuple(replaced))
 
 
 def _add_missing(
     target: Path, sets: Sequence[Path], variables: Mapping[str, Any], together: Sequence[Path] = ()
-) -> list[Path]:
+) -> Placed:
     """Add the sets' files that ``target`` lacks; never touch an existing file.
 
     ``together`` are files that only make sense as a group: none is added when one exists.
@@ -229,16 +265,17 @@ def _add_missing(
         stage = _stage(target, "trek-init")
         try:
             made = _render_sets(sets, stage, variables)
-            started = any(os.path.lexists(target / p) for p in together)
-            keep_out = set(together) if started else set()
-            wanted = [p for p in made if p not in keep_out and not os.path.lexists(target / p)]
+            kept = [p for p in made if os.path.lexists(target / p)]
+            started = any(p in kept for p in together)
+            left_out = [p for p in together if started and p not in kept]
+            wanted = [p for p in made if p not in kept and p not in left_out]
             _check_room(target, wanted)
             _move(stage, target, wanted)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     except OSError as err:
         raise _os_error(err, target) from None
-    return wanted
+    return Placed(added=tuple(wanted), kept=tuple(kept), left_out=tuple(left_out))
 
 
 def check_free(target: Path, force: bool) -> None:
@@ -296,8 +333,8 @@ def existing_folder(path: Path) -> Path:
 
 def init_project(
     path: Path, answers: Mapping[str, str] | None = None, templates: Path | None = None
-) -> list[Path]:
-    """Turn the folder ``path`` into a project: add the files it lacks; the paths added."""
+) -> Placed:
+    """Turn the folder ``path`` into a project: add the files it lacks, keep the others."""
     folder = existing_folder(path)
     name = check_name(folder.name, "folder name")
     return _add_missing(folder, _sets(templates, "project"), _project_variables(name, answers))
@@ -306,9 +343,60 @@ def init_project(
 # Scripts -----------------------------------------------------------------------------
 
 
-def _script_variables(name: str, root: Path | None) -> dict[str, Any]:
+def _script_variables(
+    name: str, root: Path | None, para: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The variables of a script's templates; ``para`` (see ``fit_para``) makes the
+    handler, its test and its inputs fit an existing para instead of the sample's."""
     registry = str(Config.load(root)["docker_registry"] or DEFAULT_REGISTRY)
-    return {"name": name, "registry": registry.rstrip("/")}
+    return {
+        "name": name,
+        "registry": registry.rstrip("/"),
+        "para": para,
+        "trek_requirement": trek_requirement(),
+    }
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _example(spec: Mapping[str, Any]) -> Any:
+    examples = spec.get("examples")
+    if isinstance(examples, list) and examples:
+        return examples[0]
+    if "default" in spec:
+        return spec["default"]
+    return PLACEHOLDERS.get(field_type(spec))
+
+
+def fit_para(path: Path) -> dict[str, Any]:
+    """What the templates need to make a handler, its test and its inputs fit the para
+    at ``path``: the inputs (name, whether required, an example value), the outputs
+    (name, a placeholder of its type) and the handler's parameters."""
+    data = _mapping(load_yaml(path))
+    fields = _mapping(data.get("inputs"))
+    outputs = _mapping(data.get("outputs"))
+    listed = data.get("required")
+    required = listed if isinstance(listed, list) else []
+    inputs = [
+        {"name": str(n), "required": n in required, "example": _example(_mapping(spec))}
+        for n, spec in fields.items()
+    ]
+    names = [i["name"] for i in inputs]
+    if all(n.isidentifier() and not keyword.iskeyword(n) for n in names):
+        ordered = sorted(inputs, key=lambda i: not i["required"])
+        params = ", ".join(i["name"] + ("" if i["required"] else "=None") for i in ordered)
+    else:  # names Python cannot take as parameters arrive as keywords all the same
+        params = "**inputs"
+    return {
+        "inputs": inputs,
+        "outputs": [
+            {"name": str(n), "placeholder": PLACEHOLDERS.get(field_type(spec))}
+            for n, spec in outputs.items()
+        ],
+        "params": params,
+    }
 
 
 def script_target(dest: Path, name: str, kind: ScriptKind) -> Path:
@@ -322,20 +410,21 @@ def script_target(dest: Path, name: str, kind: ScriptKind) -> Path:
 
 def create_script(
     dest: Path, name: str, kind: ScriptKind, force: bool = False, templates: Path | None = None
-) -> Path:
-    """Make the script ``name`` of ``kind`` (see ``script_target``); the folder made."""
+) -> Placed:
+    """Make the script ``name`` of ``kind`` (see ``script_target``); what it added and
+    (``force``, in an existing folder) replaced."""
     check_script_name(name, "NAME")
     target = script_target(dest, name, kind)
     check_free(target, force)
     variables = _script_variables(name, find_root_or_none(dest))
-    _create(target, _sets(templates, kind.templates), variables)
-    return target
+    return _create(target, _sets(templates, kind.templates), variables)
 
 
-def init_script(path: Path, kind: ScriptKind, templates: Path | None = None) -> list[Path]:
-    """Turn the folder ``path`` into a script folder of ``kind`` named after it; the
-    paths added. The kind's sample files go in only together (none of them exists yet),
-    or its sample test would not fit."""
+def init_script(path: Path, kind: ScriptKind, templates: Path | None = None) -> Placed:
+    """Turn the folder ``path`` into a script folder of ``kind`` named after it: add
+    the files it lacks, keep the others. With a para there, the missing samples
+    (handler, test, inputs) are made to fit it; without one, the samples go in only
+    together (none exists yet): the sample para would not describe another handler."""
     folder = existing_folder(path)
     name = check_script_name(folder.name, "folder name")
     if (folder / MANIFEST).is_file():
@@ -343,8 +432,10 @@ def init_script(path: Path, kind: ScriptKind, templates: Path | None = None) -> 
             f"this is a project folder; run `trek create{kind.name} NAME` in it to add a script",
             display(folder),
         )
-    together = [Path(p.format(name=name)) for p in kind.sample]
-    variables = _script_variables(name, find_root_or_none(folder))
+    para = para_file(folder, name)
+    fitted = fit_para(para) if para.is_file() else None
+    together = [] if fitted else [Path(p.format(name=name)) for p in kind.sample]
+    variables = _script_variables(name, find_root_or_none(folder), fitted)
     return _add_missing(folder, _sets(templates, kind.templates), variables, together)
 
 
@@ -353,11 +444,13 @@ def blcks_target(dest: Path, name: str) -> Path:
     return script_target(dest, name, load_kind(BLCKS))
 
 
-def create_blcks(dest: Path, name: str, force: bool = False, templates: Path | None = None) -> Path:
-    """Make the blcks script ``name`` (see ``script_target``); the folder made."""
+def create_blcks(
+    dest: Path, name: str, force: bool = False, templates: Path | None = None
+) -> Placed:
+    """Make the blcks script ``name`` (see ``create_script``)."""
     return create_script(dest, name, load_kind(BLCKS), force, templates)
 
 
-def init_blcks(path: Path, templates: Path | None = None) -> list[Path]:
-    """Turn the folder ``path`` into a blcks script folder named after it; the paths added."""
+def init_blcks(path: Path, templates: Path | None = None) -> Placed:
+    """Turn the folder ``path`` into a blcks script folder named after it (``init_script``)."""
     return init_script(path, load_kind(BLCKS), templates)

@@ -41,5 +41,5 @@ def run_tests(script: Script, env_dir: Path) -> None:
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0:
         tail = "\n".join(lines[-15:] + done.stderr.strip().splitlines()[-5:])
-        raise StepFailed(f"the tests of {script.id} failed:\n{tail}", script.id)
+        raise StepFailed(f"the tests of {script.id} failed", script.id, tail)
     emit(TestsPassed(script.id, lines[-1] if lines else f"{script.id}: tests passed"))

@@ -4,7 +4,8 @@
 ``validated.json``, ``graph.gv`` and its images, ``env/`` (per script a handle
 ``<id>.json`` and a log ``<id>.log``; the local Marvin's ``marvin.json``, ``.log``,
 ``.secret``), ``marvin.sqlite``, ``runs/`` (one record per run, ``last.json``) and
-``run.lock``. Built environments live in the store (``store_dir()``), shared by projects.
+``run.lock``. Built environments live in the store (``store_dir()``), shared by projects,
+beside a record of which ones each project uses (``store.py``: ``envs/``, ``projects/``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 from trek_tasks.events import emit
 from trek_tasks.files import write_atomic
 from trek_tasks.graph import render_images, to_dot
-from trek_tasks.pack import script_members, workflow_members, write_zip
+from trek_tasks.pack import script_members, stale_script_zips, workflow_members, write_zip
 from trek_tasks.project import Project, Script
 
 
@@ -18,7 +18,12 @@ def graph_file(project: Project) -> Path:
 
 
 def write_graph(project: Project) -> Path:
-    """Write ``.trek/graph.gv`` and its images."""
+    """Write ``.trek/graph.gv`` and its images, of a workflow file that passes its schema
+    (the cross-checks, which need the scripts, are left to ``validate``)."""
+    from trek_tasks.files import load_marked
+    from trek_tasks.validate import check_file
+
+    check_file(load_marked(project.entry, project.root), "graph")
     gv = graph_file(project)
     write_atomic(gv, to_dot(project.workflow, project.name))
     images = render_images(gv)
@@ -43,3 +48,14 @@ def pack_script_to(script: Script, dest: Path) -> str:
     digest = write_zip(dest, script_members(script))
     emit(Packed(dest))
     return digest
+
+
+def remove_stale_zips(project: Project) -> list[Path]:
+    """Delete the script zips in ``bin/`` no own script packs into any more."""
+    from trek_tasks.progress import StaleZipRemoved
+
+    removed = stale_script_zips(project)
+    for path in removed:
+        path.unlink(missing_ok=True)
+        emit(StaleZipRemoved(path))
+    return removed

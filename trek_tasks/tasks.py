@@ -21,6 +21,7 @@ from trek_tasks.project import PACKAGES, Project, Script, find_root
 from trek_tasks.state import StateLayout
 
 TaskDict = dict[str, Any]
+STALE = "_stale"  # the pack subtask removing zips of gone scripts (no script id has a "_" first)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -35,7 +36,7 @@ def trek_failure(error: TrekError) -> Any:
     """A doit ``TaskFailed`` that keeps the user-facing error for the ``trek`` CLI."""
     from doit.exceptions import TaskFailed
 
-    failed = TaskFailed(str(error))
+    failed = TaskFailed(f"{error}\n{error.detail}" if error.detail else str(error))
     failed.trek_error = error
     return failed
 
@@ -114,6 +115,7 @@ class ProjectTasks:
 
     def task_graph(self) -> TaskDict:
         """Draw the workflow: .trek/graph.gv plus PNG and SVG images."""
+        from trek_tasks.graph import image_paths
         from trek_tasks.steps import graph_file, write_graph
 
         project = self.project
@@ -121,7 +123,7 @@ class ProjectTasks:
         return {
             "actions": [user_action(write_graph, project)],
             "file_dep": [str(project.entry)],
-            "targets": [str(gv)],
+            "targets": [str(p) for p in (gv, *image_paths(gv))],  # a deleted one is redrawn
             "uptodate": [_config_changed({"trek": __version__})],
             "clean": True,
             "verbosity": 2,
@@ -129,11 +131,11 @@ class ProjectTasks:
 
     def task_pack(self) -> Iterator[TaskDict]:
         """Zip the workflow and each own script into bin/ (same input, same bytes)."""
-        from trek_tasks.pack import script_zip_name, workflow_zip_name
-        from trek_tasks.steps import pack_script_to, pack_workflow_to
+        from trek_tasks.pack import BIN, script_zip_name, workflow_zip_name
+        from trek_tasks.steps import pack_script_to, pack_workflow_to, remove_stale_zips
 
         project = self.project
-        bin_dir = project.root / "bin"
+        bin_dir = project.root / BIN
         workflow_zip = bin_dir / workflow_zip_name(project)
         auto_pos = self.options.auto_pos
         sources = [project.root / "manifest.json", project.entry, project.root / "packages.json"]
@@ -162,6 +164,20 @@ class ProjectTasks:
                 "verbosity": 2,
             }
 
+        def nothing_stale() -> bool:
+            from trek_tasks.pack import stale_script_zips
+
+            return not stale_script_zips(project)
+
+        yield {
+            "name": STALE,
+            "doc": "remove the bin/ zips of own scripts that no longer exist",
+            "actions": [user_action(remove_stale_zips, project)],
+            "task_dep": ["validate"],
+            "uptodate": [nothing_stale],
+            "verbosity": 2,
+        }
+
     def _environment(self) -> Any:
         from trek_tasks.environment import Environment
 
@@ -177,7 +193,7 @@ class ProjectTasks:
             return self._environment().runtime.env_problem(script) is None
 
         def install(script: Script) -> None:
-            self._environment().runtime.install_env(script)
+            self._environment().install_env(script)
 
         for script in self.project.used_scripts():
             yield {
@@ -189,15 +205,23 @@ class ProjectTasks:
             }
 
     def task_test(self) -> Iterator[TaskDict]:
-        """Run each own script's unit tests (tests/), again only when its files change."""
+        """Run each own script's unit tests (tests/), again when its files or the SDK change."""
         from trek_tasks.script_tests import has_tests, test_files
 
-        def run(script: Script) -> None:
+        def run(script: Script) -> dict[str, str]:
+            from trek_tasks.runtimes.base import sdk_hash
             from trek_tasks.script_tests import run_tests
 
-            runtime = self._environment().runtime
-            runtime.install_env(script)
-            run_tests(script, runtime.env_dir(script))
+            sdk = sdk_hash()
+            env = self._environment()
+            env.install_env(script)
+            run_tests(script, env.runtime.env_dir(script))
+            return {"sdk": sdk}
+
+        def same_sdk(task: Any, values: dict[str, Any]) -> bool:
+            from trek_tasks.runtimes.base import sdk_hash
+
+            return values.get("sdk") == sdk_hash()
 
         for script in self.project.own.values():
             if has_tests(script):
@@ -206,6 +230,7 @@ class ProjectTasks:
                     "doc": f"{script.id}'s tests/ against its handler",
                     "actions": [user_action(run, script)],
                     "file_dep": [str(p) for p in test_files(script)],
+                    "uptodate": [_config_changed({"trek": __version__}), same_sdk],
                     "verbosity": 2,
                 }
 
@@ -259,13 +284,26 @@ class ProjectTasks:
 
     @after_install
     def task_initenv(self) -> TaskDict:
-        """Bring up every script the graph uses and the local Marvin."""
+        """Bring up every script the graph uses and the local Marvin; stop the scripts
+        it no longer uses."""
+
+        def nothing_unused() -> bool:
+            return not self._environment().unused_ids()
+
+        def close_unused() -> None:
+            from trek_tasks.localrun import close_unused
+
+            close_unused(self._environment())
+
         missing = self.project.missing_scripts()
-        task: TaskDict = {"actions": None, "task_dep": ["up"]}
+        task: TaskDict = {
+            "actions": [user_action(close_unused)],
+            "task_dep": ["up"],
+            "uptodate": [nothing_unused],
+        }
         if missing:
             error = BadInput(f"scripts not installed: {', '.join(missing)}; run `trek install`")
-            task["actions"] = [lambda: trek_failure(error)]
-            task["task_dep"] = []
+            task = {"actions": [lambda: trek_failure(error)]}
         return task
 
     @after_install
@@ -292,10 +330,9 @@ class ProjectTasks:
 
             return not options.always_run and values.get("digest") == run_digest(project)
 
-        inputs = [project.entry, project.path("input_data_path"), project.path("input_event_path")]
+        # No file_dep: doit compares bytes, run_digest what the graph and inputs say.
         return {
             "actions": [user_action(execute)],
-            "file_dep": [str(p) for p in inputs if p.is_file()],
             "task_dep": ["validate", "initenv"],
             "uptodate": [same_inputs],
             "verbosity": 2,

@@ -4,7 +4,8 @@
 reloads the task list (so a new script or an edited graph is seen), runs the selected tasks
 through doit's own ``run`` command, then waits (``watchfiles``) for a change to a file those
 tasks or their ``task_dep`` closure depend on, or to a Trek project's sources. A failing task
-or a broken project is reported and the watch goes on; Ctrl-C ends it with exit code 0.
+or a broken project is reported and the watch goes on; Ctrl-C ends it with exit code 130
+(``errors.INTERRUPTED``).
 
 The dodo file itself is re-read every cycle; modules it imports are not reloaded.
 """
@@ -29,6 +30,7 @@ from doit.cmd_base import DodoTaskLoader, DoitCmdBase
 from doit.cmd_run import Run
 from doit.exceptions import InvalidCommand, InvalidDodoFile, InvalidTask
 
+from trek_tasks.errors import INTERRUPTED
 from trek_tasks.events import emit
 from trek_tasks.state import STATE_DIR
 
@@ -378,7 +380,8 @@ class AutoCommand(DoitCmdBase):
         return Cycle(code, found.union(tasks), loaded)
 
     def execute(self, params: Any, args: list[str]) -> int:
-        """Loop: run, wait for a change, run again (until Ctrl-C or ``--max-cycles``)."""
+        """Loop: run, wait for a change, run again (until Ctrl-C: ``INTERRUPTED``, or
+        ``--max-cycles``: the last run's code)."""
         from trek_tasks import reporter
 
         reporter.attach()  # plain `doit auto` too: a dodo that fails to load attaches nothing
@@ -420,7 +423,7 @@ class AutoCommand(DoitCmdBase):
             signal.signal(signal.SIGINT, previous)
             watcher.close()
         self._say("-- stopped watching")
-        return 0
+        return INTERRUPTED
 
 
 class TrekAutoCommand(AutoCommand):

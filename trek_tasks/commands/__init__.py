@@ -16,6 +16,7 @@ import click
 
 if TYPE_CHECKING:
     from trek_tasks.project import Project
+    from trek_tasks.scaffold import Placed
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,18 +48,35 @@ verbose_option = click.option(
     callback=_set_verbose,
     help="Show more detail (and tracebacks on errors).",
 )
-path_option = click.option(
-    "-p",
-    "--path",
-    "path",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Project folder (default: the current folder or the nearest one above).",
+
+
+def folder_option(what: str) -> Callable[[F], F]:
+    """``-p/--path``, whose help says what the folder is (a project, a script...)."""
+    return click.option(
+        "-p",
+        "--path",
+        "path",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help=what,
+    )
+
+
+path_option = folder_option("Project folder (default: the current folder or the nearest above).")
+script_path_option = folder_option(
+    "Script folder, holding <name>.para (default: the current folder)."
 )
 force_option = click.option(
     "-f", "--force", is_flag=True, help="Replace the template's files in an existing folder."
 )
 yes_option = click.option("-y", "--yes", is_flag=True, help="Ask nothing; take the defaults.")
+
+
+def version_line() -> str:
+    """What `trek version` and `trek --version` print."""
+    from trek_tasks import __version__
+
+    return f"trek-tasks {__version__}"
 
 
 def command(name: str | None = None, **kwargs: Any) -> Callable[[F], click.Command]:
@@ -71,6 +89,7 @@ def command(name: str | None = None, **kwargs: Any) -> Callable[[F], click.Comma
             from trek_tasks import reporter
 
             reporter.attach()
+            reporter.TERMINAL.new_command()
             return func(*args, **options)
 
         return click.command(name, **kwargs)(verbose_option(run))
@@ -84,12 +103,26 @@ def load_project(path: Path | None, workflow: bool = True) -> Project:
     return Project.load(path or Path.cwd(), workflow=workflow)
 
 
-def run_tasks(session: Session, path: Path | None, tasks: list[str], **options: Any) -> list[str]:
-    """Run doit ``tasks`` of the project at ``path``; the names of the tasks executed."""
+def run_tasks(
+    session: Session,
+    path: Path | None,
+    tasks: list[str],
+    report_up_to_date: bool = False,
+    **options: Any,
+) -> list[str]:
+    """Run doit ``tasks`` of the project at ``path``; the names of the tasks executed.
+    With ``report_up_to_date`` the ones with nothing to do say so (``bin/x.zip is up to
+    date``): for commands whose whole point is those tasks' files."""
     from trek_tasks.options import TaskOptions
     from trek_tasks.runner import run_tasks as run
 
-    return run(load_project(path), tasks, TaskOptions(**options), verbose=session.verbose)
+    return run(
+        load_project(path),
+        tasks,
+        TaskOptions(**options),
+        verbose=session.verbose,
+        report_up_to_date=report_up_to_date,
+    )
 
 
 def confirm_replace(target: Path, yes: bool) -> None:
@@ -102,10 +135,20 @@ def confirm_replace(target: Path, yes: bool) -> None:
         )
 
 
-def report_added(folder: Path, added: list[Path]) -> None:
+def report_placed(folder: Path, placed: Placed) -> None:
+    """List what a scaffold added, replaced and kept in ``folder``, and what it left out."""
     from trek_tasks.files import display
 
-    for rel in added:
-        click.echo(f"  added {rel.as_posix()}")
-    if not added:
+    if not placed.added and not placed.replaced:
         click.echo(f"  nothing to add: {display(folder)} has every file already")
+        return
+    for verb, paths in (
+        ("added", placed.added),
+        ("replaced", placed.replaced),
+        ("kept", placed.kept),
+    ):
+        for rel in paths:
+            click.echo(f"  {verb} {rel.as_posix()}")
+    if placed.left_out:
+        left = ", ".join(p.as_posix() for p in placed.left_out)
+        click.echo(f"  left out {left}: these samples fit only the sample handler")

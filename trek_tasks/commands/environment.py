@@ -1,4 +1,4 @@
-"""Environment commands: initenv, shutdownenv, logs, run, watch."""
+"""Environment commands: initenv, shutdownenv, logs, run, watch, gc."""
 
 from __future__ import annotations
 
@@ -119,3 +119,30 @@ def watch(session: Session, path: Path | None, detail: bool, shutdown: bool) -> 
     if shutdown:
         shut_down(root, (), True)
     return code
+
+
+@command()
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+def gc(dry_run: bool) -> None:
+    """Remove the environments no project on this machine uses (projects deleted or changed)."""
+    from trek_tasks.environment import collect_garbage
+
+    report = collect_garbage(dry_run)
+    for root in report.forgotten:
+        click.echo(f"  forgot {root} (folder gone)")
+    verb = "would remove" if dry_run else "removed"
+    for env in report.removed:
+        needs = ", ".join(env.requirements) or "no requirements"
+        needs = needs if env.built else "an unfinished build"
+        click.echo(f"  {verb} {env.key} ({needs}; {megabytes(env.size)})")
+    if not report.removed:
+        click.echo("nothing to collect")
+        return
+    count = len(report.removed)
+    what = f"{count} environment{'s' if count != 1 else ''}"
+    freed = "freeing" if dry_run else "freed"
+    click.echo(f"{verb} {what}, {freed} {megabytes(report.freed)}")
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"

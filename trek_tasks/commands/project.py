@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import click
@@ -11,24 +10,22 @@ from trek_tasks.commands import (
     Session,
     command,
     confirm_replace,
+    folder_option,
     force_option,
     load_project,
     pass_session,
     path_option,
-    report_added,
+    report_placed,
     run_tasks,
+    version_line,
     yes_option,
 )
-
-_URL = re.compile(r"https?://[^/\s]+\S*")
 
 
 @command()
 def version() -> None:
     """Print the version."""
-    from trek_tasks import __version__
-
-    click.echo(f"trek-tasks {__version__}")
+    click.echo(version_line())
 
 
 @command("config")
@@ -37,7 +34,7 @@ def version() -> None:
 @click.option("--global", "global_", is_flag=True, help="Use ~/.trek/config.json.")
 @click.option("--unset", is_flag=True, help="Remove KEY from the config file.")
 @click.option("-l", "--list", "list_", is_flag=True, help="List the merged settings.")
-@path_option
+@folder_option("Project folder, or a script folder in one (default: the current folder).")
 def config_cmd(
     key: str | None, value: str | None, global_: bool, unset: bool, list_: bool, path: Path | None
 ) -> None:
@@ -54,10 +51,13 @@ def config_cmd(
 
 
 def _url_answer(text: str) -> str:
-    text = text.strip()
-    if text and not _URL.fullmatch(text):
-        raise click.BadParameter("give an http:// or https:// URL, or nothing")
-    return text
+    from trek_tasks.config import parse_value
+    from trek_tasks.errors import BadInput
+
+    try:
+        return str(parse_value("marvin_url", text.strip()))
+    except BadInput as err:
+        raise click.BadParameter(f"{err.message}, or nothing for the local one") from None
 
 
 def ask_marvin(yes: bool) -> dict[str, str]:
@@ -67,6 +67,10 @@ def ask_marvin(yes: bool) -> dict[str, str]:
     if yes:
         return dict.fromkeys(MARVIN_KEYS, "")
     click.echo("This utility will walk you through creating a config.json file.")
+    click.echo(
+        "Marvin url: leave it empty to use the local Marvin Trek starts for this project; "
+        "set one later with `trek config marvin_url URL`."
+    )
     return {
         "marvin_url": click.prompt("Marvin url", default="", value_proc=_url_answer),
         "marvin_JWT": click.prompt("Marvin JWT", default="", hide_input=True).strip(),
@@ -98,7 +102,7 @@ def createproject(name: str, force: bool, yes: bool, example: bool) -> None:
 
 
 @command()
-@path_option
+@folder_option("Folder to make a project of (default: the current folder).")
 @yes_option
 def init(path: Path | None, yes: bool) -> None:
     """Turn a folder into a project: add the files it lacks, overwrite none."""
@@ -110,7 +114,7 @@ def init(path: Path | None, yes: bool) -> None:
     name = check_name(folder.name, "folder name")
     click.echo(f"Project [{name}] initializing...")
     answers = {} if (folder / CONFIG_NAME).exists() else ask_marvin(yes)
-    report_added(folder, init_project(folder, answers))
+    report_placed(folder, init_project(folder, answers))
     click.echo("Done")
 
 
@@ -138,7 +142,7 @@ def graph(session: Session, path: Path | None, show: bool) -> None:
 
     project = load_project(path)
     try:
-        run_tasks(session, path, ["graph"])
+        run_tasks(session, path, ["graph"], report_up_to_date=True)
     finally:
         if show and graph_file(project).is_file():
             click.echo(graph_file(project).read_text(), nl=False)

@@ -12,7 +12,8 @@ from trek_tasks.commands import (
     confirm_replace,
     force_option,
     path_option,
-    report_added,
+    report_placed,
+    script_path_option,
     yes_option,
 )
 
@@ -31,21 +32,25 @@ def createblcks(name: str, force: bool, yes: bool) -> None:
     target = blcks_target(dest, name)
     check_free(target, force)
     confirm_replace(target, yes)
+    existed = target.is_dir()
     click.echo(f"Blcks [{name}] creating...")
-    create_blcks(dest, name, force=force)
+    placed = create_blcks(dest, name, force=force)
+    if existed:
+        report_placed(target, placed)
     click.echo("Done")
 
 
 @command()
-@path_option
+@script_path_option
 def initblcks(path: Path | None) -> None:
-    """Turn a folder into a blcks script folder: add the files it lacks, overwrite none."""
+    """Turn a folder into a blcks script folder: add the files it lacks (a handler and
+    tests fitting its para, when it has one), overwrite none."""
     from trek_tasks.names import check_script_name
     from trek_tasks.scaffold import existing_folder, init_blcks
 
     folder = existing_folder(path or Path.cwd())
     click.echo(f"Blcks [{check_script_name(folder.name, 'folder name')}] initializing...")
-    report_added(folder, init_blcks(folder))
+    report_placed(folder, init_blcks(folder))
     click.echo("Done")
 
 
@@ -116,7 +121,7 @@ def publish(source: Path, repository: Path) -> None:
 
 
 @command()
-@path_option
+@script_path_option
 def runblcks(path: Path | None) -> None:
     """Run one script folder with its inputs/event.yml and print the outputs."""
     from trek_tasks.localrun import runblcks as run_one

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from trek_tasks.commands import Session, command, pass_session, path_option, run_tasks
+from trek_tasks.commands import (
+    Session,
+    command,
+    pass_session,
+    path_option,
+    run_tasks,
+    script_path_option,
+)
 
 
 @command()
@@ -16,11 +23,12 @@ from trek_tasks.commands import Session, command, pass_session, path_option, run
 @pass_session
 def pack(session: Session, path: Path | None, all_: bool, auto_pos: bool) -> None:
     """Zip the workflow (and with -a each own script) into bin/."""
-    run_tasks(session, path, ["pack"] if all_ else ["pack:workflow"], auto_pos=auto_pos)
+    tasks = ["pack"] if all_ else ["pack:workflow"]
+    run_tasks(session, path, tasks, report_up_to_date=True, auto_pos=auto_pos)
 
 
 @command()
-@path_option
+@script_path_option
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), default=None, help="Folder for the zip."
 )

@@ -32,6 +32,10 @@ class ScriptKind(Protocol):
 
     def detect(self, folder: Path, script_id: str) -> bool: ...  # <id>.para + its main file
 
+    def main_file(
+        self, folder: Path, script_id: str
+    ) -> Path: ...  # the file a script of it cannot work without (validate requires it)
+
     def files(self, folder: Path, script_id: str) -> list[Path]: ...  # packed, digested, served
 
     def test_files(self, folder: Path) -> list[Path]: ...  # what its tests read, beyond files()

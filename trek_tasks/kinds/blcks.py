@@ -31,7 +31,12 @@ class BlcksKind:
         return "BlcksKind()"
 
     def detect(self, folder: Path, script_id: str) -> bool:
-        return para_file(folder, script_id).is_file() and (folder / MAIN).is_file()
+        return (
+            para_file(folder, script_id).is_file() and self.main_file(folder, script_id).is_file()
+        )
+
+    def main_file(self, folder: Path, script_id: str) -> Path:
+        return folder / MAIN
 
     def files(self, folder: Path, script_id: str) -> list[Path]:
         return member_files(folder, script_id, ("openfaas.yml",), (str(HANDLER),))

@@ -8,6 +8,7 @@ from trek_tasks import http
 from trek_tasks.errors import StepFailed
 
 TIMEOUT = (5.0, 10.0)
+STATE_PATH = "/api/v1/state"  # the local Marvin's digest of what scripts can read
 
 
 class MarvinClient(NamedTuple):
@@ -42,3 +43,41 @@ class MarvinClient(NamedTuple):
             raise StepFailed(
                 f"{method} {http.shown_url(url)}: the answer is not Marvin JSON (no 'data')"
             ) from None
+
+
+class StateProbe:
+    """The digest of what scripts can read from a local Marvin (``GET /api/v1/state``),
+    asked over one kept-alive connection: a run asks at every action node's start, and a
+    new connection per question would cost more than the node. ``""`` when it cannot
+    answer (nothing is reused then; the scripts meet the failure themselves)."""
+
+    def __init__(self, url: str, token: str) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        self.conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=TIMEOUT[1])
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def __call__(self) -> str:
+        import http.client
+        import json
+
+        for _ in (1, 2):  # the kept connection may have been closed by the server since
+            try:
+                self.conn.request("GET", STATE_PATH, headers=self.headers)
+                response = self.conn.getresponse()
+                payload = response.read()
+                break
+            except (http.client.HTTPException, OSError):
+                self.conn.close()
+        else:
+            return ""
+        try:
+            digest = json.loads(payload)["data"]["digest"] if response.status == 200 else ""
+        except (ValueError, KeyError, TypeError):
+            return ""
+        return digest if isinstance(digest, str) else ""
+
+    def close(self) -> None:
+        self.conn.close()

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from trek_tasks.errors import BadInput, ManyErrors
-from trek_tasks.files import Document, load_marked
+from trek_tasks.files import Document, load_marked, shown
 
 CONFIG_KEY = "local_inventory_file"
 DEFAULT_PATH = "inputs/inventory.yml"
@@ -43,11 +43,16 @@ class Asset:
 
 @dataclass(frozen=True)
 class Channel:
-    """A chat channel; messages sent to it are also POSTed to ``webhook`` when set."""
+    """A chat channel; messages sent to it are also POSTed to ``webhook`` when set.
+    ``users``: who may see and use it (empty: every user)."""
 
     id: str
     name: str
     webhook: str | None = None
+    users: tuple[str, ...] = ()
+
+    def open_to(self, username: str) -> bool:
+        return not self.users or username in self.users
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,10 @@ class Inventory:
 def inventory_path(project_root: Path, config: Mapping[str, Any]) -> Path:
     """The inventory file a project uses (config ``local_inventory_file``, project-relative)."""
     return project_root / (config.get(CONFIG_KEY) or DEFAULT_PATH)
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 class _Problem(Exception):
@@ -124,14 +133,16 @@ def _ip(value: Any, field: str, path: tuple[Any, ...]) -> str:
         ipaddress.ip_address(text)
     except ValueError:
         raise _Problem(
-            f"'{field}' must be an IP address like 127.0.0.1, not '{text}'", path
+            f"'{field}' must be an IP address like 127.0.0.1, not {shown(text)}", path
         ) from None
     return text
 
 
 def _port(value: Any, field: str, path: tuple[Any, ...]) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise _Problem(f"'{field}' must be a whole number from 1 to 65535, not {value!r}", path)
+        raise _Problem(
+            f"'{field}' must be a whole number from 1 to 65535, not {shown(value)}", path
+        )
     return value
 
 
@@ -150,8 +161,16 @@ def tag_problem(value: Any) -> str | None:
     if not isinstance(value, str) or not value:
         return f"a tag name must be a non-empty string, not {_kind(value)}"
     if any(char.isspace() for char in value):
-        return f"tag name '{value}' contains a space; search terms are split at spaces"
+        return f"tag name {shown(value)} contains a space; search terms are split at spaces"
     return None
+
+
+def _usernames(value: Any, field: str, path: tuple[Any, ...]) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise _Problem(f"'{field}' must be a list of usernames, not {_kind(value)}", path)
+    return tuple(
+        dict.fromkeys(_text(item, field, path + (index,)) for index, item in enumerate(value))
+    )
 
 
 def _url(value: Any, field: str, path: tuple[Any, ...]) -> str:
@@ -198,7 +217,11 @@ _SECTIONS: dict[str, _Section] = {
         "cdn", "id", ("id", "name"), {"id": _text, "name": _text, "tags": _tags}, Asset
     ),
     "channels": _Section(
-        "channel", "id", ("id", "name"), {"id": _text, "name": _text, "webhook": _url}, Channel
+        "channel",
+        "id",
+        ("id", "name"),
+        {"id": _text, "name": _text, "webhook": _url, "users": _usernames},
+        Channel,
     ),
     "users": _Section(
         "user",
@@ -216,7 +239,7 @@ _ID_SPACE = {"hosts": "assets", "domains": "assets", "cdns": "assets"}
 def _unknown_key(key: Any, known: list[str], what: str) -> str:
     close = difflib.get_close_matches(str(key), known, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
-    return f"unknown {what} key '{key}'{hint}"
+    return f"unknown {what} key {shown(key)}{hint}"
 
 
 class _Checker:
@@ -270,11 +293,25 @@ class _Checker:
             ok = self.unique(name, spec.key, values[spec.key], path + (spec.key,)) and ok
         return spec.build(**values) if ok else None
 
+    def channel_users(self, sections: dict[str, tuple[Any, ...]]) -> None:
+        """Each username a channel lists must be one of the inventory's users."""
+        known = {user.username for user in sections["users"]}
+        for index, item in enumerate(_items(self.doc.data.get("channels"))):
+            names = item.get("users") if isinstance(item, dict) else None
+            for position, name in enumerate(names if isinstance(names, list) else []):
+                if isinstance(name, str) and name.strip() and name not in known:
+                    self.report(
+                        f"channel user {shown(name)} is not in 'users' "
+                        f"(known: {', '.join(sorted(known))})",
+                        ("channels", index, "users", position),
+                    )
+
     def unique(self, name: str, field: str, value: str, path: tuple[Any, ...]) -> bool:
         space = (_ID_SPACE.get(name, name), value)
         first = self.seen.setdefault(space, path)
         if first is not path:
-            self.report(f"duplicate {field} '{value}' (first at {self.doc.where(first)})", path)
+            first_at = self.doc.where(first)
+            self.report(f"duplicate {field} {shown(value)} (first at {first_at})", path)
             return False
         return True
 
@@ -299,10 +336,11 @@ def load_inventory(path: Path, root: Path | None = None) -> Inventory:
             sections[key] = tuple(checker.section(key, value))
         else:
             checker.report(_unknown_key(key, list(_SECTIONS), "top-level"), (key,), key=True)
+    if not sections.get("users"):
+        sections["users"] = (DEFAULT_USER,)
+    checker.channel_users(sections)
     if len(checker.errors) == 1:
         raise checker.errors[0]
     if checker.errors:
         raise ManyErrors(checker.errors)
-    if not sections.get("users"):
-        sections["users"] = (DEFAULT_USER,)
     return Inventory(**sections)

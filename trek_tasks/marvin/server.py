@@ -3,7 +3,7 @@
 Standard library only, so it starts fast and needs nothing installed. The routes are
 documented in docs/marvin-api.md. Run it alone with::
 
-    python -m trek_tasks.marvin.server --db .trek/marvin.db --secret-file FILE \\
+    python -m trek_tasks.marvin.server --db .trek/marvin.sqlite --secret-file FILE \\
         --inventory inputs/inventory.yml --port 0
 """
 
@@ -14,6 +14,7 @@ import contextlib
 import errno
 import io
 import json
+import math
 import os
 import re
 import signal
@@ -36,12 +37,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from trek_tasks.errors import BadInput, TrekError
 from trek_tasks.files import display
-from trek_tasks.marvin.client import MarvinClient
+from trek_tasks.marvin.client import STATE_PATH, MarvinClient
 from trek_tasks.marvin.inventory import Channel, Inventory, load_inventory, tag_problem
+from trek_tasks.marvin.logins import LoginGuard
 from trek_tasks.marvin.store import (
     ASSET_TYPES,
     AssetRef,
     Conflict,
+    Forbidden,
     NotFound,
     Store,
     TagChange,
@@ -66,12 +69,14 @@ class PortInUse(TrekError):
 
 
 class ApiError(Exception):
-    """An answer other than success: becomes ``{"code": status, "msg": message}``."""
+    """An answer other than success: becomes ``{"code": status, "msg": message}`` (plus
+    ``"retry_after"`` and a ``Retry-After`` header when the client should wait)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,7 @@ class Request:
     headers: Headers
     body: bytes
     subject: str | None
+    client: str = ""  # the client's address
 
 
 @dataclass(frozen=True)
@@ -205,6 +211,7 @@ class Api:
         self.store = store
         self.secret = secret
         self.token = token
+        self.logins = LoginGuard()
 
     def health(self, request: Request) -> Reply:
         # pid and token: how the process that started this one knows it is its own
@@ -216,9 +223,20 @@ class Api:
             isinstance(body.get(key), str) for key in ("username", "password")
         ):
             raise ApiError(400, 'the body must be {"username": "...", "password": "..."}')
-        if not self.store.check_password(body["username"], body["password"]):
+        username = body["username"]
+        wait = self.logins.admit(username, request.client)
+        if wait > 0:
+            seconds = math.ceil(wait)
+            raise ApiError(
+                429,
+                f"too many failed logins for this user or from this address; "
+                f"try again in {seconds} s",
+                retry_after=seconds,
+            )
+        if not self.store.check_password(username, body["password"]):
             raise ApiError(401, "wrong username or password")
-        return 200, {"token": issue_token(self.secret, body["username"])}
+        self.logins.succeeded(username, request.client)
+        return 200, {"token": issue_token(self.secret, username)}
 
     def users_me(self, request: Request) -> Reply:
         assert request.subject is not None
@@ -247,13 +265,14 @@ class Api:
         return 200, {"data": data}
 
     def channels(self, request: Request) -> Reply:
-        return 200, {"data": [{"id": c.id, "name": c.name} for c in self.store.channels()]}
+        channels = self.store.channels(_user(request))
+        return 200, {"data": [{"id": c.id, "name": c.name} for c in channels]}
 
     def send_messages(self, request: Request) -> Reply:
         channel_ids, text = _parse_message_body(_json_body(request))
         task_id = (request.headers.get("X-Task-Id") or "").strip() or None
-        stored = self.store.add_messages(channel_ids, text, task_id)
-        channels = {channel.id: channel for channel in self.store.channels()}
+        stored = self.store.add_messages(_user(request), channel_ids, text, task_id)
+        channels = {channel.id: channel for channel in self.store.channels(_user(request))}
         data = []
         for message in stored:
             channel = channels.get(message.channel_id)
@@ -263,13 +282,18 @@ class Api:
             )
         return 200, {"data": data}
 
+    def state(self, request: Request) -> Reply:
+        # what trek run --reuse compares: the digest of everything scripts can read here
+        return 200, {"data": {"digest": self.store.state_digest()}}
+
     def messages(self, request: Request) -> Reply:
         after_text = request.query.get("after", "0")
         if not _is_number(after_text, digits=18):
             raise ApiError(400, f"'after' must be a whole number, not '{after_text}'")
         after = int(after_text)
         task_id = request.query.get("task_id")
-        return 200, {"data": [asdict(m) for m in self.store.messages(after, task_id)]}
+        messages = self.store.messages(_user(request), after, task_id)
+        return 200, {"data": [asdict(m) for m in messages]}
 
     def _item_key(self, request: Request) -> tuple[str, str, str]:
         kind = _KINDS[request.params["kind"]]
@@ -287,14 +311,16 @@ class Api:
         if not zipfile.is_zipfile(io.BytesIO(request.body)):
             raise ApiError(400, f"the {kind} upload is not a zip file")
         overwrite = request.query.get("overwrite", "").lower() in ("true", "1", "yes")
-        item, outcome = self.store.put_item(kind, item_id, version, request.body, overwrite)
+        item, outcome = self.store.put_item(
+            _user(request), kind, item_id, version, request.body, overwrite
+        )
         data = {"id": item.id, "version": item.version, "digest": item.digest}
         if outcome == "created":
             return 201, {"data": data}
         return 200, {"data": data, outcome: True}
 
     def get_item(self, request: Request) -> Reply:
-        item = self.store.item(*self._item_key(request))
+        item = self.store.item(_user(request), *self._item_key(request))
         return 200, {"data": {key: value for key, value in asdict(item).items() if key != "kind"}}
 
     def authenticate(self, authorization: str | None) -> str:
@@ -312,7 +338,12 @@ class Api:
         return subject
 
     def handle(
-        self, method: str, target: str, headers: Headers, read_body: Callable[[], bytes]
+        self,
+        method: str,
+        target: str,
+        headers: Headers,
+        read_body: Callable[[], bytes],
+        client: str = "",
     ) -> Reply:
         """Route one request; every failure becomes an error reply."""
         url = urlsplit(target)
@@ -332,10 +363,15 @@ class Api:
             route, match = chosen[0]
             query = {key: values[0] for key, values in parse_qs(url.query).items()}
             params = {key: unquote(value) for key, value in match.groupdict().items()}
-            request = Request(params, query, headers, read_body(), subject)
+            request = Request(params, query, headers, read_body(), subject, client)
             return route.handler(self, request)
         except ApiError as err:
-            return err.status, {"code": err.status, "msg": err.message}
+            payload: dict[str, Any] = {"code": err.status, "msg": err.message}
+            if err.retry_after is not None:
+                payload["retry_after"] = err.retry_after
+            return err.status, payload
+        except Forbidden as err:
+            return 403, {"code": 403, "msg": err.message}
         except NotFound as err:
             return 404, {"code": 404, "msg": err.message}
         except Conflict as err:
@@ -360,9 +396,16 @@ ROUTES = (
     _route("GET", "/api/v1/channels", Api.channels),
     _route("POST", "/api/v1/channels/messages", Api.send_messages),
     _route("GET", "/api/v1/messages", Api.messages),
+    _route("GET", STATE_PATH, Api.state),
     _route("PUT", _ITEM, Api.put_item),
     _route("GET", _ITEM, Api.get_item),
 )
+
+
+def _user(request: Request) -> str:
+    """The username of a request that passed ``authenticate`` (the token's subject)."""
+    assert request.subject is not None
+    return request.subject
 
 
 def _is_number(text: str, digits: int = 30) -> bool:
@@ -395,7 +438,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._body: bytes | ApiError | None = None
         try:
             status, payload = self.server.api.handle(
-                self.command, self.path, self.headers, self._read_body
+                self.command, self.path, self.headers, self._read_body, self.client_address[0]
             )
         except Exception:
             traceback.print_exc(file=sys.stderr)
@@ -462,6 +505,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
+        if "retry_after" in payload:
+            self.send_header("Retry-After", str(payload["retry_after"]))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -494,6 +539,12 @@ class _HTTPServer(ThreadingHTTPServer):
         # HTTPServer.server_bind looks up the host's FQDN, which can stall on bad DNS.
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-request (a reset, a broken pipe) is no error of ours;
+        # anything else keeps socketserver's traceback on stderr.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def track(self, conn: socket.socket) -> None:
         with self._guard:

@@ -3,6 +3,8 @@
 Every start reseeds from the inventory: hosts, domains, CDNs, their tags, channels and
 users are replaced by what the inventory says (so tags added by a run last until the
 next start). Channel messages and deployed templates/scripts are kept.
+Messages and deployed items belong to the user who sent or deployed them; channels may be
+limited to some users. The file (and SQLite's -wal/-shm beside it) is kept 0600.
 One connection shared by the server's threads behind a lock; WAL so other processes
 can read the file while the server writes.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import sqlite3
 import threading
@@ -25,7 +28,7 @@ from trek_tasks.errors import BadInput, TrekError
 from trek_tasks.files import display
 from trek_tasks.marvin.inventory import Channel, Host, Inventory
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PASSWORD_ROUNDS = 100_000
 
 # Marvin calls hosts SERVER in some places and HOST in others; both mean a host.
@@ -39,19 +42,32 @@ CREATE TABLE asset_tags (
     asset_id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (asset_id, tag)
 );
 CREATE TABLE channels (id TEXT PRIMARY KEY, name TEXT NOT NULL, webhook TEXT);
+CREATE TABLE channel_users (
+    channel_id TEXT NOT NULL, username TEXT NOT NULL, PRIMARY KEY (channel_id, username)
+);
 CREATE TABLE users (
     username TEXT PRIMARY KEY, salt BLOB NOT NULL, password_hash BLOB NOT NULL,
     name TEXT NOT NULL, email TEXT NOT NULL
 );
 CREATE TABLE messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT, channel_id TEXT NOT NULL,
-    channel_name TEXT NOT NULL, message TEXT NOT NULL, created_at TEXT NOT NULL, task_id TEXT
+    channel_name TEXT NOT NULL, message TEXT NOT NULL, created_at TEXT NOT NULL, task_id TEXT,
+    sender TEXT
 );
 CREATE TABLE deployed (
     kind TEXT NOT NULL, id TEXT NOT NULL, version TEXT NOT NULL, digest TEXT NOT NULL,
-    size INTEGER NOT NULL, created_at TEXT NOT NULL, content BLOB NOT NULL,
+    size INTEGER NOT NULL, created_at TEXT NOT NULL, content BLOB NOT NULL, owner TEXT,
     PRIMARY KEY (kind, id, version)
 );
+"""
+# Schema 1 had no owners: its messages and deployed items keep a NULL sender/owner, which
+# no user matches (a deploy replaces such an item as if it were absent).
+_FROM_1 = """
+CREATE TABLE channel_users (
+    channel_id TEXT NOT NULL, username TEXT NOT NULL, PRIMARY KEY (channel_id, username)
+);
+ALTER TABLE messages ADD COLUMN sender TEXT;
+ALTER TABLE deployed ADD COLUMN owner TEXT;
 """
 
 
@@ -61,6 +77,10 @@ class NotFound(TrekError):
 
 class Conflict(TrekError):
     """A deploy would replace different content without ``overwrite`` (HTTP 409)."""
+
+
+class Forbidden(TrekError):
+    """A deploy would replace another user's item (HTTP 403)."""
 
 
 @dataclass(frozen=True)
@@ -151,12 +171,20 @@ class Store:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._lock = threading.Lock()
+        self._digest = ""  # of the readable state; "" until asked after a change
+        self._passwords = ""  # digest of the seeded logins (the table keeps salted hashes)
 
     @classmethod
     def create(cls, db_path: Path, inventory: Inventory) -> Store:
         """Open (or make) the database at ``db_path`` and reseed it from ``inventory``."""
         shown = display(db_path)
         db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _make_private(db_path)
+        except OSError as err:
+            raise BadInput(
+                f"cannot open the local Marvin database: {err.strerror or err}", shown
+            ) from None
         try:
             conn = sqlite3.connect(db_path, timeout=10, check_same_thread=False)
         except sqlite3.Error as err:
@@ -182,6 +210,9 @@ class Store:
         if version == 0:
             with conn:
                 conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};")
+        elif version == 1:
+            with conn:
+                conn.executescript(f"BEGIN; {_FROM_1} PRAGMA user_version = {SCHEMA_VERSION};")
         elif version != SCHEMA_VERSION:
             raise BadInput(
                 f"database schema {version} is not the expected {SCHEMA_VERSION}; "
@@ -194,10 +225,49 @@ class Store:
             self._conn.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One writer at a time; everything inside commits together or not at all."""
+    def _transaction(self, readable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One writer at a time; everything inside commits together or not at all.
+        ``readable``: the change is to what ``state_digest`` covers."""
         with self._lock, self._conn:
+            if readable:
+                self._digest = ""
             yield self._conn
+
+    def state_digest(self) -> str:
+        """A digest of everything scripts can read here: hosts, domains and CDNs with their
+        tags (as the API lists them), channels and who may use them, users and their
+        passwords, deployed items and their owners.
+        Not the messages: scripts send them, and a run that notifies would otherwise
+        never be reused. Computed once per change."""
+        with self._lock:
+            if self._digest:
+                return self._digest
+            db = self._conn
+            parts = {
+                "assets": db.execute(
+                    "SELECT id, type, name, ip, port FROM assets ORDER BY rowid"
+                ).fetchall(),
+                "tags": db.execute(
+                    "SELECT asset_id, tag FROM asset_tags ORDER BY tag, rowid"
+                ).fetchall(),
+                "channels": db.execute(
+                    "SELECT id, name, webhook FROM channels ORDER BY rowid"
+                ).fetchall(),
+                "channel_users": db.execute(
+                    "SELECT channel_id, username FROM channel_users ORDER BY rowid"
+                ).fetchall(),
+                "users": db.execute(
+                    "SELECT username, name, email FROM users ORDER BY rowid"
+                ).fetchall(),
+                "passwords": self._passwords,
+                "deployed": db.execute(
+                    "SELECT kind, id, version, digest, owner FROM deployed"
+                    " ORDER BY kind, id, version"
+                ).fetchall(),
+            }
+            text = json.dumps(parts, ensure_ascii=False)
+            self._digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+            return self._digest
 
     def seed(self, inventory: Inventory) -> None:
         """Replace assets, tags, channels and users with the inventory's (keeps the rest)."""
@@ -205,8 +275,10 @@ class Store:
         for user in inventory.users:
             salt = os.urandom(16)
             users.append((user, salt, _hash_password(user.password, salt)))
+        logins = json.dumps([(u.username, u.password) for u in inventory.users])
         with self._transaction() as db:
-            for table in ("asset_tags", "assets", "channels", "users"):
+            self._passwords = hashlib.sha256(logins.encode("utf-8")).hexdigest()
+            for table in ("asset_tags", "assets", "channels", "channel_users", "users"):
                 db.execute(f"DELETE FROM {table}")
             for host in inventory.hosts:
                 db.execute(
@@ -224,6 +296,10 @@ class Store:
             db.executemany(
                 "INSERT INTO channels VALUES (?, ?, ?)",
                 [(c.id, c.name, c.webhook) for c in inventory.channels],
+            )
+            db.executemany(
+                "INSERT INTO channel_users VALUES (?, ?)",
+                [(c.id, username) for c in inventory.channels for username in c.users],
             )
             db.executemany(
                 "INSERT INTO users VALUES (?, ?, ?, ?, ?)",
@@ -305,42 +381,64 @@ class Store:
                             (asset.id, change.name),
                         )
 
-    def channels(self) -> list[Channel]:
+    def channels(self, username: str) -> list[Channel]:
+        """The channels ``username`` may see and use, in inventory order."""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT id, name, webhook FROM channels ORDER BY rowid"
-            ).fetchall()
-        return [Channel(*row) for row in rows]
+            return self._channels(self._conn, username)
+
+    @staticmethod
+    def _channels(db: sqlite3.Connection, username: str) -> list[Channel]:
+        rows = db.execute("SELECT id, name, webhook FROM channels ORDER BY rowid").fetchall()
+        users: dict[str, list[str]] = {}
+        for channel_id, name in db.execute(
+            "SELECT channel_id, username FROM channel_users ORDER BY rowid"
+        ):
+            users.setdefault(channel_id, []).append(name)
+        channels = [
+            Channel(channel_id, name, webhook, tuple(users.get(channel_id, ())))
+            for channel_id, name, webhook in rows
+        ]
+        return [channel for channel in channels if channel.open_to(username)]
 
     def add_messages(
-        self, channel_ids: Sequence[str], message: str, task_id: str | None = None
+        self, sender: str, channel_ids: Sequence[str], message: str, task_id: str | None = None
     ) -> list[Message]:
-        """Store ``message`` once per channel; an unknown channel raises ``NotFound``."""
+        """Store ``message`` from ``sender`` once per channel; a channel that does not
+        exist or is not open to ``sender`` raises ``NotFound``."""
         created_at = now_text()
         stored = []
-        with self._transaction() as db:
+        with self._transaction(readable=False) as db:
+            names = {channel.id: channel.name for channel in self._channels(db, sender)}
             for channel_id in channel_ids:
-                row = db.execute("SELECT name FROM channels WHERE id = ?", (channel_id,)).fetchone()
-                if row is None:
+                if channel_id not in names:
                     raise NotFound(f"channel '{channel_id}' not found")
                 cursor = db.execute(
-                    "INSERT INTO messages (channel_id, channel_name, message, created_at, task_id)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (channel_id, row[0], message, created_at, task_id),
+                    "INSERT INTO messages"
+                    " (channel_id, channel_name, message, created_at, task_id, sender)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (channel_id, names[channel_id], message, created_at, task_id, sender),
                 )
                 assert cursor.lastrowid is not None
                 stored.append(
-                    Message(cursor.lastrowid, channel_id, row[0], message, created_at, task_id)
+                    Message(
+                        cursor.lastrowid,
+                        channel_id,
+                        names[channel_id],
+                        message,
+                        created_at,
+                        task_id,
+                    )
                 )
         return stored
 
-    def messages(self, after: int = 0, task_id: str | None = None) -> list[Message]:
-        """Messages with an id above ``after`` (of one task when given), oldest first."""
+    def messages(self, sender: str, after: int = 0, task_id: str | None = None) -> list[Message]:
+        """The messages ``sender`` sent with an id above ``after`` (of one task when
+        given), oldest first."""
         query = (
             "SELECT id, channel_id, channel_name, message, created_at, task_id FROM messages"
-            " WHERE id > ?"
+            " WHERE sender = ? AND id > ?"
         )
-        params: list[object] = [after]
+        params: list[object] = [sender, after]
         if task_id is not None:
             query += " AND task_id = ?"
             params.append(task_id)
@@ -349,38 +447,61 @@ class Store:
         return [Message(*row) for row in rows]
 
     def put_item(
-        self, kind: str, item_id: str, version: str, content: bytes, overwrite: bool = False
+        self,
+        owner: str,
+        kind: str,
+        item_id: str,
+        version: str,
+        content: bytes,
+        overwrite: bool = False,
     ) -> tuple[Deployed, Outcome]:
-        """Store a deployed zip; same digest -> unchanged, other digest -> ``Conflict``."""
+        """Store a zip ``owner`` deploys; same digest -> unchanged, other digest ->
+        ``Conflict``; another user's item (whatever ``overwrite``) -> ``Forbidden``."""
         digest = hashlib.sha256(content).hexdigest()
         item = Deployed(kind, item_id, version, digest, len(content), now_text())
         with self._transaction() as db:
             row = db.execute(
-                "SELECT digest FROM deployed WHERE kind = ? AND id = ? AND version = ?",
+                "SELECT digest, owner FROM deployed WHERE kind = ? AND id = ? AND version = ?",
                 (kind, item_id, version),
             ).fetchone()
+            if row is not None and row[1] is None:
+                row = None  # deployed before items had owners: nobody's, so replaced
+            if row is not None and row[1] != owner:
+                raise Forbidden(f"{kind} {item_id} {version} belongs to another user")
             if row is not None and row[0] == digest:
-                return self._item(db, kind, item_id, version), "unchanged"
+                return self._item(db, owner, kind, item_id, version), "unchanged"
             if row is not None and not overwrite:
                 raise Conflict(f"{kind} {item_id} {version} already exists")
             db.execute(
-                "INSERT OR REPLACE INTO deployed VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (kind, item_id, version, digest, item.size, item.created_at, content),
+                "INSERT OR REPLACE INTO deployed VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (kind, item_id, version, digest, item.size, item.created_at, content, owner),
             )
         return item, "created" if row is None else "overwritten"
 
-    def item(self, kind: str, item_id: str, version: str) -> Deployed:
-        """The metadata of a deployed zip; ``NotFound`` when absent."""
+    def item(self, owner: str, kind: str, item_id: str, version: str) -> Deployed:
+        """The metadata of a zip ``owner`` deployed; ``NotFound`` when absent or another
+        user's (which is not told apart)."""
         with self._lock:
-            return self._item(self._conn, kind, item_id, version)
+            return self._item(self._conn, owner, kind, item_id, version)
 
     @staticmethod
-    def _item(db: sqlite3.Connection, kind: str, item_id: str, version: str) -> Deployed:
+    def _item(
+        db: sqlite3.Connection, owner: str, kind: str, item_id: str, version: str
+    ) -> Deployed:
         row = db.execute(
             "SELECT kind, id, version, digest, size, created_at FROM deployed"
-            " WHERE kind = ? AND id = ? AND version = ?",
-            (kind, item_id, version),
+            " WHERE kind = ? AND id = ? AND version = ? AND owner = ?",
+            (kind, item_id, version, owner),
         ).fetchone()
         if row is None:
             raise NotFound(f"{kind} {item_id} {version} not found")
         return Deployed(*row)
+
+
+def _make_private(db_path: Path) -> None:
+    """Create the database file 0600 when missing, and make an existing one (and its
+    -wal/-shm, which SQLite creates with the database's mode) 0600."""
+    os.close(os.open(db_path, os.O_CREAT | os.O_RDWR, 0o600))
+    for path in (db_path, *(db_path.with_name(db_path.name + end) for end in ("-wal", "-shm"))):
+        if path.exists():
+            os.chmod(path, 0o600)

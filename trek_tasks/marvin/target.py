@@ -8,19 +8,25 @@ those two config keys.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from trek_tasks.errors import StepFailed
 from trek_tasks.marvin.client import MarvinClient
 
 FALLBACK_USER = "trek"  # the token's user when the inventory names none
+PROBE_TIMEOUT = (3.0, 5.0)  # seconds to connect, to answer: a remote Marvin checked before a run
 
 
 class Settings(Protocol):
-    """Config as read here (``Config`` or a plain dict)."""
+    """Config as read here (``Config`` has it)."""
 
-    def __getitem__(self, key: str, /) -> Any: ...
+    @property
+    def sources(self) -> Mapping[str, Path | None]: ...  # the file each value came from
+
+    def checked(self, key: str, /) -> Any: ...  # a value, bad input when it is wrong
 
 
 class LocalMarvin(Protocol):
@@ -46,11 +52,13 @@ class MarvinTarget:
     """A Marvin URL, the token to use there and whether it is the project's local one.
 
     An empty ``url`` means no Marvin at all (a lone script outside a project); scripts
-    then fall back to their ``MARVIN_URL``."""
+    then fall back to their ``MARVIN_URL``. ``source`` is the config file naming a
+    remote one."""
 
     url: str
     token: str
     local: bool
+    source: Path | None = None
 
     @property
     def client(self) -> MarvinClient:
@@ -67,8 +75,11 @@ NO_MARVIN = MarvinTarget("", "", local=False)
 
 def remote(config: Settings) -> MarvinTarget | None:
     """The configured remote Marvin, or None when the local one is used."""
-    url = str(config["marvin_url"] or "")
-    return MarvinTarget(url, str(config["marvin_JWT"] or ""), local=False) if url else None
+    url = str(config.checked("marvin_url") or "")
+    if not url:
+        return None
+    token = str(config.checked("marvin_JWT") or "")
+    return MarvinTarget(url, token, local=False, source=config.sources.get("marvin_url"))
 
 
 def is_remote(config: Settings) -> bool:
@@ -94,3 +105,25 @@ def resolve(config: Settings, local_env: LocalMarvin | None) -> MarvinTarget:
     if local_env is None:
         return NO_MARVIN
     return MarvinTarget(local_env.marvin_url, local_token(local_env), local=True)
+
+
+def check_answers(marvin: MarvinTarget) -> None:
+    """Raise StepFailed (one line: the URL without credentials, the config file, the fix)
+    when a remote Marvin does not answer; any answer but a gateway error will do."""
+    from trek_tasks import http
+    from trek_tasks.configure import reset_hint
+    from trek_tasks.files import display
+
+    if marvin.local or not marvin.url:
+        return
+    try:
+        http.request("GET", marvin.url.rstrip("/") + "/healthz", timeout=PROBE_TIMEOUT)
+    except http.HttpError as err:
+        if err.status and err.status not in http.RETRY_STATUSES:
+            return
+        raise StepFailed(
+            f"the Marvin at marvin_url {http.shown_url(marvin.url)} does not answer "
+            f"({err.summary}); correct marvin_url, or "
+            f"{reset_hint('marvin_url', marvin.source)} uses the local one",
+            display(marvin.source) if marvin.source else None,
+        ) from None

@@ -30,6 +30,7 @@ class Handle:
     files: dict[str, str] = field(default_factory=dict)
     env_key: str = ""
     envs_hash: str = ""
+    sdk: str = ""  # the blcks SDK it serves with (``sdk_hash``)
 
     def dump(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"

@@ -1,8 +1,9 @@
 """The local runtime: one ``python -m blcks.serve`` process per script on 127.0.0.1.
 
 Each script runs in a virtualenv from the store, keyed by runtime + Python version +
-requirements (+ SDK) hash and shared by scripts with equal requirements. ``uv`` builds
-it when present (0.2 s warm), else ``venv`` + pip.
+requirements (+ SDK) hash and shared by scripts with equal requirements. ``uv`` (a
+dependency: the ``uv`` package ships the binary) builds it, else one on PATH, else
+``venv`` + pip; a build reports which script, which requirements and how long it took.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from trek_tasks.errors import StepFailed
+from trek_tasks.events import emit
 from trek_tasks.project import Script
 from trek_tasks.runtimes import process
 from trek_tasks.runtimes.base import (
@@ -27,7 +29,7 @@ from trek_tasks.runtimes.base import (
     sdk_hash,
 )
 from trek_tasks.state import store_dir
-from trek_tasks.store import ensure, health_check
+from trek_tasks.store import ENVS, ensure, health_check
 
 READY_TIMEOUT = 20.0
 IMPORT_FAILED = 3
@@ -53,7 +55,7 @@ class LocalRuntime:
         return f"{self.name}-{python_tag()}-{digest.hexdigest()[:16]}"
 
     def env_dir(self, script: Script) -> Path:
-        return store_dir() / "envs" / self.env_key(script)
+        return store_dir() / ENVS / self.env_key(script)
 
     def env_problem(self, script: Script) -> str | None:
         return health_check(self.env_dir(script))
@@ -68,9 +70,16 @@ class LocalRuntime:
             "python": sys.version.split()[0],
             "requirements": requirements,
         }
-        return ensure(
-            "envs", self.env_key(script), lambda tmp: build_venv(tmp, requirements), about
-        )
+
+        def build(tmp: Path) -> None:  # only when the store lacks it: a cold build
+            from trek_tasks.progress import EnvBuilding, EnvBuilt
+
+            emit(EnvBuilding(script.id, tuple(requirements)))
+            clock = time.perf_counter()
+            build_venv(tmp, requirements)
+            emit(EnvBuilt(script.id, time.perf_counter() - clock))
+
+        return ensure(ENVS, self.env_key(script), build, about)
 
     def start(
         self, script: Script, port: int, env: dict[str, str], log_path: Path, project: str = ""
@@ -144,11 +153,22 @@ def read_log(path: Path, follow: bool, tail: int | None) -> Iterator[str]:
                 time.sleep(0.2)
 
 
+def uv_binary() -> str | None:
+    """The uv of the ``uv`` package (a dependency of trek-tasks), else one on PATH; None
+    when there is neither (then ``venv`` + pip build, about ten times slower)."""
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
 def build_venv(target: Path, requirements: list[str]) -> None:
     """A virtualenv at ``target`` with the requirements and the blcks SDK."""
     import blcks
 
-    uv = shutil.which("uv")
+    uv = uv_binary()
     python = target / "bin" / "python"
     try:
         if uv:

@@ -37,8 +37,8 @@ _children: dict[int, subprocess.Popen[bytes]] = {}
 class Exited(StepFailed):
     """The process ended before it answered; ``code`` is its exit status."""
 
-    def __init__(self, message: str, where: str, code: int) -> None:
-        super().__init__(message, where)
+    def __init__(self, message: str, where: str, code: int, detail: str = "") -> None:
+        super().__init__(message, where, detail)
         self.code = code
 
 
@@ -64,6 +64,18 @@ def free_port(preferred: int = 0) -> int:
     raise StepFailed("no free TCP port on 127.0.0.1")
 
 
+def can_listen(port: int) -> bool:
+    """Whether a server can listen on 127.0.0.1:``port`` now (with ``SO_REUSEADDR``, as
+    socketserver's do: a port a stopped server left in TIME_WAIT is free)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def reap() -> None:
     """Collect the exit status of children that have ended (no zombies in long sessions)."""
     for pid, child in list(_children.items()):
@@ -86,6 +98,20 @@ def pid_alive(pid: int) -> bool:
         return stat.rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def pids() -> list[int]:
+    """Every process id on this machine (from ``/proc``)."""
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def cmdline(pid: int) -> list[str]:
+    """The arguments ``pid`` runs with (empty when unreadable or gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [arg for arg in raw.decode(errors="replace").split("\0") if arg]
 
 
 def environ(pid: int) -> dict[str, str]:
@@ -115,13 +141,41 @@ def owned(pid: int, token: str) -> bool:
 def find(project: str, role_prefix: str = "") -> list[Ours]:
     """Every running process of ours for exactly ``project`` whose role starts so."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        process = ours(int(entry.name))
+    for pid in pids():
+        process = ours(pid)
         if process and process.project == project and process.role.startswith(role_prefix):
             found.append(process)
     return found
+
+
+def listener(port: int) -> int | None:
+    """The pid of the process listening on TCP ``port`` (any address), when readable."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            # local address "ADDR:PORT" in hex, state 0A = LISTEN, field 9 = socket inode
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":")[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for pid in pids():
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in inodes:
+                        return pid
+    return None
+
+
+def holder(port: int) -> Ours | None:
+    """The process of ours listening on ``port``, or None (free, or held by another)."""
+    pid = listener(port)
+    return ours(pid) if pid is not None else None
 
 
 def get_json(port: int, path: str, timeout: float = 1.0) -> dict | None:
@@ -200,7 +254,7 @@ def spawn(
             _children.pop(proc.pid, None)
             tail = "\n".join(tail_lines(log_path, 15))
             reason = (reasons or {}).get(code, f"it exited with code {code}")
-            raise Exited(f"{name} did not start: {reason}\n{tail}", name, code)
+            raise Exited(f"{name} did not start: {reason}", name, code, tail)
         if answers(port, proc.pid, token, timeout=0.5):
             return proc.pid, token
         time.sleep(0.005)  # a refused connection costs microseconds; poll often

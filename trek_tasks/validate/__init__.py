@@ -9,6 +9,7 @@ warning, how loose data is matched) are in docs/validation.md.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,14 +17,25 @@ from typing import Any
 
 from trek_tasks import __version__
 from trek_tasks.config import CONFIG_NAME
+from trek_tasks.errors import BadInput, ManyErrors
 from trek_tasks.events import emit
-from trek_tasks.files import Document, PathKey, display, dump_json, write_atomic
+from trek_tasks.files import (
+    Document,
+    PathKey,
+    display,
+    dump_json,
+    file_problem,
+    load_marked,
+    shown,
+    write_atomic,
+)
 from trek_tasks.names import reserved_problem
 from trek_tasks.paratypes import builtin_types
 from trek_tasks.project import LOCK, MANIFEST, PACKAGES, Project, Script
 from trek_tasks.resources import SCHEMA_NAMES
 from trek_tasks.validate.para import Para, check_para, validate_para
 from trek_tasks.validate.schema import (
+    Finding,
     Problem,
     Report,
     Subject,
@@ -37,6 +49,7 @@ from trek_tasks.validate.workflow import GraphChecks, graph_subject
 __all__ = [
     "SCHEMA_NAMES",
     "builtin_types",
+    "check_file",
     "load_schema",
     "validate_para",
     "validate_project",
@@ -50,7 +63,7 @@ _URL_OR_FILE = re.compile(r"^[a-z][a-z0-9+.-]*://|\.zip$", re.IGNORECASE)
 def _keyed_subject(noun: str) -> Subject:
     def subject(data: Any, path: PathKey) -> tuple[str, int]:
         if len(path) >= 2 and path[0] == "packages":
-            return f"{noun} '{path[1]}'", 2
+            return f"{noun} {shown(path[1])}", 2
         return "", 0
 
     return subject
@@ -58,9 +71,9 @@ def _keyed_subject(noun: str) -> Subject:
 
 def _data_subject(data: Any, path: PathKey) -> tuple[str, int]:
     if len(path) >= 2:
-        return f"edge {path[0]} property '{path[1]}'", 2
+        return f"edge {shown(path[0], quoted=False)} property {shown(path[1])}", 2
     if len(path) == 1:
-        return f"edge {path[0]}", 1
+        return f"edge {shown(path[0], quoted=False)}", 1
     return "", 0
 
 
@@ -69,6 +82,34 @@ def _check_schema(report: Report, doc: Document, name: str, subject: Subject) ->
     for problem in problems:
         report.error(problem.where, problem.message)
     return problems
+
+
+_SUBJECTS: dict[str, Subject] = {
+    "graph": graph_subject,
+    "event": no_subject,
+    "packages": _keyed_subject("package"),
+    "lock": _keyed_subject("package"),
+    "config": no_subject,
+}
+_RELOCK = f"; delete {LOCK} and run `trek install` to re-create it"
+
+
+def _check_file(report: Report, doc: Document, schema: str) -> None:
+    """The rule for one file of kind ``schema``: its schema, and for packages.json the
+    specifiers; a problem in the lock ends with the fix."""
+    for problem in schema_problems(doc, schema, _SUBJECTS[schema]):
+        report.error(problem.where, problem.message + (_RELOCK if schema == "lock" else ""))
+    if schema == "packages":
+        _check_specifiers(report, doc)
+
+
+def check_file(doc: Document, schema: str) -> None:
+    """Raise ManyErrors with every problem ``trek validate`` finds in ``doc`` (a file of
+    kind ``schema``). Installing reads packages.json and the lock through this, so it acts
+    only on files that validate."""
+    report = Report(files=[doc.shown])
+    _check_file(report, doc, schema)
+    report.raise_errors()
 
 
 def _check_specifiers(report: Report, doc: Document) -> None:
@@ -88,7 +129,7 @@ def _check_specifiers(report: Report, doc: Document) -> None:
         except InvalidSpecifier:
             report.error(
                 doc.where(("packages", script_id)),
-                f"package '{script_id}': {spec!r} is not a version specifier; write e.g. "
+                f"package {shown(script_id)}: {shown(spec)} is not a version specifier; write e.g. "
                 "'==0.5.0', '>=0.5,<1', '' (the newest), a URL or a zip path",
             )
 
@@ -106,6 +147,7 @@ def validation_inputs(project: Project) -> list[Path]:
         *(s.para_path for s in scripts.values()),
         project.path("input_data_path"),
         project.path("input_event_path"),
+        project.path("local_inventory_file"),
         root / CONFIG_NAME,
     ]
     return [p for p in dict.fromkeys(candidates) if p.is_file()]
@@ -118,29 +160,73 @@ def validate_project(project: Project) -> list[str]:
     paras: dict[str, Para | None] = {}
     installed = [s for s in project.used_scripts() if s.installed]
     for script in [*project.own.values(), *installed]:
+        problem = None if script.installed else script.main_problem()
+        if problem:  # installed scripts were checked by the installer
+            report.files.append(display(script.path))
+            report.error(display(script.path), problem)
         errors, warnings, para = check_para(script.para_path, own=not script.installed)
         report.files.append(display(script.para_path))
         report.errors.extend(errors)
         report.warnings.extend(warnings)
         paras[script.id] = para
-    data_path = project.path("input_data_path")
-    data_doc = report.load(data_path) if data_path.is_file() else None
+    data_path = _user_file(report, project, project.path("input_data_path"), "input_data_path")
+    data_doc = report.load(data_path) if data_path else None
     data_problems = _check_schema(report, data_doc, "data", _data_subject) if data_doc else []
-    for path, schema, subject in (
-        (project.path("input_event_path"), "event", no_subject),
-        (project.root / PACKAGES, "packages", _keyed_subject("package")),
-        (project.root / LOCK, "lock", _keyed_subject("package")),
-        (project.root / CONFIG_NAME, "config", no_subject),
+    for path, key, schema in (
+        (project.path("input_event_path"), "input_event_path", "event"),
+        (project.root / PACKAGES, None, "packages"),
+        (project.root / LOCK, None, "lock"),
+        (project.root / CONFIG_NAME, None, "config"),
     ):
-        doc = report.load(path) if path.is_file() else None
+        found = _user_file(report, project, path, key)
+        doc = report.load(found) if found else None
         if doc is not None:
-            _check_schema(report, doc, schema, subject)
-            if schema == "packages":
-                _check_specifiers(report, doc)
+            _check_file(report, doc, schema)
+    _check_inventory(report, project)
     if graph_doc is not None:
         _check_graph(report, project, graph_doc, paras, data_doc, data_problems)
     report.raise_errors()
     return report.warning_lines()
+
+
+def _user_file(report: Report, project: Project, path: Path, key: str | None) -> Path | None:
+    """``path`` when there is a file to read there, None when nothing is there. Anything
+    else (a folder, a device) is an error at the config setting ``key`` naming the path
+    when a config file sets it, else at the path."""
+    if not os.path.lexists(path):
+        return None
+    problem = file_problem(path)
+    if problem is None:
+        return path
+    source = project.config.sources.get(key) if key else None
+    if key and source:
+        try:
+            where = load_marked(source).where((key,))
+        except BadInput:
+            where = display(source)
+        report.files.append(display(source))
+        report.error(where, f"'{key}' names {shown(project.config[key])}: {problem}")
+    else:
+        report.files.append(display(path))
+        report.error(display(path), problem)
+    return None
+
+
+def _check_inventory(report: Report, project: Project) -> None:
+    """inputs/inventory.yml, checked as the local Marvin reads it."""
+    from trek_tasks.marvin.inventory import load_inventory
+
+    key = "local_inventory_file"
+    path = _user_file(report, project, project.path(key), key)
+    if path is None:
+        return
+    report.files.append(display(path))
+    try:
+        load_inventory(path)
+    except ManyErrors as err:
+        report.errors.extend(Finding(e.where or display(path), e.message) for e in err.errors)
+    except BadInput as err:
+        report.error(err.where or display(path), err.message)
 
 
 def _check_graph(
@@ -161,7 +247,7 @@ def _check_graph(
         except InvalidVersion:
             report.error(
                 doc.where(("graph", "metadata", "version")),
-                f"version '{version}' is not a valid version (PEP 440), e.g. '0.1.0'",
+                f"version {shown(version)} is not a valid version (PEP 440), e.g. '0.1.0'",
             )
     if any(_blocks_graph_checks(p.path) for p in problems):
         return

@@ -31,7 +31,7 @@ class Para:
 
 def _para_subject(data: Any, path: PathKey) -> tuple[str, int]:
     if len(path) >= 2 and path[0] in ("inputs", "outputs"):
-        return f"{path[0][:-1]} '{path[1]}'", 2
+        return f"{path[0][:-1]} {shown(path[1])}", 2
     return "", 0
 
 
@@ -100,7 +100,9 @@ def _field_quirks(spec: Any, path: PathKey, label: str) -> Iterator[tuple[PathKe
     properties = spec.get("properties")
     if isinstance(properties, Mapping):
         for name, sub in properties.items():
-            yield from _field_quirks(sub, path + ("properties", name), f"{label} property '{name}'")
+            yield from _field_quirks(
+                sub, path + ("properties", name), f"{label} property {shown(name)}"
+            )
 
 
 def _fields(data: Mapping[str, Any], key: str) -> dict[str, Mapping[str, Any]]:
@@ -132,7 +134,7 @@ def check_para(path: Path, own: bool) -> tuple[list[Finding], list[Finding], Par
         errors.append(
             Finding(
                 doc.where(("id",)),
-                f"id '{para_id}' must equal the folder name '{path.parent.name}'; "
+                f"id {shown(para_id)} must equal the folder name {shown(path.parent.name)}; "
                 "rename one of them",
             )
         )
@@ -148,7 +150,7 @@ def check_para(path: Path, own: bool) -> tuple[list[Finding], list[Finding], Par
             errors.append(
                 Finding(
                     doc.where(("version",)),
-                    f"version '{version}' is not a valid version (PEP 440), e.g. '0.1.0'",
+                    f"version {shown(version)} is not a valid version (PEP 440), e.g. '0.1.0'",
                 )
             )
     inputs = _fields(data, "inputs")
@@ -159,12 +161,13 @@ def check_para(path: Path, own: bool) -> tuple[list[Finding], list[Finding], Par
             quirks.append(
                 Finding(
                     doc.where(("required", i)),
-                    f"required input '{name}' is not among the inputs" + did_you_mean(name, inputs),
+                    f"required input {shown(name)} is not among the inputs"
+                    + did_you_mean(name, inputs),
                 )
             )
     for key in ("inputs", "outputs"):
         for name, spec in _fields(data, key).items():
-            for where, message in _field_quirks(spec, (key, name), f"{key[:-1]} '{name}'"):
+            for where, message in _field_quirks(spec, (key, name), f"{key[:-1]} {shown(name)}"):
                 quirks.append(Finding(doc.where(where), message))
     if not usable or not isinstance(para_id, str):
         return errors, warnings, None
@@ -202,7 +205,8 @@ def sub_field(spec: Mapping[str, Any], path: str) -> tuple[dict[str, Any], str]:
         place = ".".join(walked)
         if kind == "array":
             if not segment.isdigit():
-                return {}, f"'{place}' is a list; index it with a number, e.g. '{place}.0'"
+                example = shown(place + ".0")
+                return {}, f"{shown(place)} is a list; index it with a number, e.g. {example}"
             current = resolve_field(current.get("items"))
         elif kind == "object":
             properties = current.get("properties")
@@ -211,12 +215,12 @@ def sub_field(spec: Mapping[str, Any], path: str) -> tuple[dict[str, Any], str]:
                     hint = did_you_mean(segment, properties) or (
                         f"; it has {', '.join(map(str, properties))}"
                     )
-                    return {}, f"'{place}' has no property '{segment}'{hint}"
+                    return {}, f"{shown(place)} has no property {shown(segment)}{hint}"
                 current = resolve_field(properties[segment])
             else:
                 current = {}
         elif isinstance(kind, str) and kind in TYPES:
-            return {}, f"'{place}' is {a_type(kind)}; it has no '{segment}'"
+            return {}, f"{shown(place)} is {a_type(kind)}; it has no {shown(segment)}"
         else:
             current = {}
         walked.append(segment)
@@ -247,7 +251,9 @@ def value_problem(value: Any, spec: Mapping[str, Any], what: str) -> str:
     if kind == "object" and isinstance(spec.get("properties"), Mapping):
         for key, sub in spec["properties"].items():
             if key in converted:
-                problem = value_problem(converted[key], resolve_field(sub), f"'{key}' of {what}")
+                problem = value_problem(
+                    converted[key], resolve_field(sub), f"{shown(key)} of {what}"
+                )
                 if problem:
                     return problem
     return ""

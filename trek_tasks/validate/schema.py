@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from trek_tasks.errors import BadInput, ManyErrors
-from trek_tasks.files import Document, PathKey, load_marked, shown
+from trek_tasks.files import SHOWN_MAX, Document, PathKey, load_marked, shown
 from trek_tasks.names import SCRIPT_ID_PATTERN
 from trek_tasks.resources import read_schema
 
@@ -24,7 +24,8 @@ _LOCATION = re.compile(r"(.*):(\d+):(\d+)")
 @functools.cache
 def load_schema(name: str) -> dict[str, Any]:
     """The JSON Schema ``name`` (one of ``resources.SCHEMA_NAMES``), read once, with what
-    the code owns filled in: the runtimes, the kinds' code-base keys, the script-id rule."""
+    the code owns filled in: the runtimes, the kinds' code-base keys, the script-id rule,
+    the path rule."""
     schema = read_schema(name)
     script_id = f"^{SCRIPT_ID_PATTERN}$"
     if name == "config":
@@ -33,11 +34,14 @@ def load_schema(name: str) -> dict[str, Any]:
 
         schema["properties"]["runtime"]["enum"] = [*CONFIG_CHOICES, "", None]
         for key in code_base_defaults():
-            schema["properties"].setdefault(key, {"type": ["string", "null"]})
+            schema["properties"].setdefault(key, {"$ref": "#/$defs/path"})
     elif name == "para":
         schema["properties"]["id"]["pattern"] = script_id
     elif name == "packages":
-        schema["properties"]["packages"]["propertyNames"]["pattern"] = script_id
+        packages = schema["properties"]["packages"]
+        packages["propertyNames"]["pattern"] = script_id
+        # a zip path there follows the rule of paths in config.json
+        packages["additionalProperties"]["allOf"] = read_schema("config")["$defs"]["path"]["allOf"]
     return schema
 
 
@@ -166,9 +170,11 @@ def with_article(word: str) -> str:
 
 
 def did_you_mean(word: Any, choices: Iterable[Any]) -> str:
+    if len(str(word)) > SHOWN_MAX:  # no typo of a word that long; difflib would be slow
+        return ""
     options = {str(c).casefold(): str(c) for c in choices}
     close = difflib.get_close_matches(str(word).casefold(), list(options), n=1, cutoff=0.6)
-    return f"; did you mean '{options[close[0]]}'?" if close else ""
+    return f"; did you mean {shown(options[close[0]])}?" if close else ""
 
 
 def _item_name(path: PathKey) -> str:
@@ -177,8 +183,9 @@ def _item_name(path: PathKey) -> str:
     last = path[-1]
     if isinstance(last, int):
         parent = path[-2] if len(path) > 1 else None
-        return f"item {last + 1} of '{parent}'" if isinstance(parent, str) else f"item {last + 1}"
-    return f"'{last}'"
+        of = f" of {shown(parent)}" if isinstance(parent, str) else ""
+        return f"item {last + 1}{of}"
+    return shown(last)
 
 
 def _type_sentence(name: str, expected: Any, instance: Any) -> str:
@@ -218,7 +225,7 @@ def _sentence(error: Any, name: str) -> str:
         return f"{name} must be {'at most' if kind == 'maximum' else 'below'} {value}"
     if kind == "uniqueItems":
         return f"{name} lists the same item twice"
-    return f"{name}: {error.message}"
+    return f"{name}: {error.message[: SHOWN_MAX * 2]}"
 
 
 def _explain(error: Any, doc: Document, subject: Subject) -> Iterator[Problem]:
@@ -234,7 +241,7 @@ def _explain(error: Any, doc: Document, subject: Subject) -> Iterator[Problem]:
     if len(error.schema_path) >= 2 and list(error.schema_path)[-2] == "propertyNames":
         key_path = path + (error.instance,)
         prefix = f"{label}: " if label and not rest else ""
-        message = prefix + _sentence(error, f"key '{error.instance}'")
+        message = prefix + _sentence(error, f"key {shown(error.instance)}")
         yield Problem(key_path, doc.where(key_path, key=True), message, "propertyNames")
         return
     if label and not rest:
@@ -257,7 +264,7 @@ def _explain(error: Any, doc: Document, subject: Subject) -> Iterator[Problem]:
                 f"; known keys: {', '.join(known)}" if known else ""
             )
             place = f" in {name}" if rest or label else ""
-            message = f"{prefix}unknown key '{key}'{place}{hint}"
+            message = f"{prefix}unknown key {shown(key)}{place}{hint}"
             where = doc.where(path + (key,), key=True)
             yield Problem(path + (key,), where, message, "additionalProperties", key)
         return
@@ -272,3 +279,11 @@ def schema_problems(doc: Document, name: str, subject: Subject = no_subject) -> 
         for problem in _explain(error, doc, subject)
     ]
     return sorted(dict.fromkeys(problems), key=lambda p: _position(p.where)[1:])
+
+
+def check_setting(doc: Document, key: str) -> None:
+    """Raise BadInput, in ``trek validate``'s words, when setting ``key`` of the config
+    ``doc`` breaks the config schema (the one rule for a setting's value)."""
+    for problem in schema_problems(doc, "config"):
+        if problem.path[:1] == (key,):
+            raise BadInput(problem.message, problem.where)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
-import zoneinfo
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from trek_tasks.files import Document, PathKey
+from trek_tasks.files import Document, PathKey, shown
 from trek_tasks.graph import Edge, Node, Workflow
 from trek_tasks.kinds import default_kind
 from trek_tasks.names import reserved_problem
@@ -49,16 +49,17 @@ def graph_subject(data: Any, path: PathKey) -> tuple[str, int]:
     if path[1] == "nodes":
         node_id = item.get("id") if isinstance(item, dict) else None
         if isinstance(node_id, (str, int)) and not isinstance(node_id, bool):
-            return f"node {node_id}", 3
+            return f"node {shown(node_id, quoted=False)}", 3
         return f"item {path[2] + 1} of 'nodes'", 3
     if isinstance(item, dict):
-        label = f"edge {item.get('source')}->{item.get('target')}"
+        ends = (shown(item.get(end), quoted=False) for end in ("source", "target"))
+        label = "edge {}->{}".format(*ends)
     else:
         label = f"item {path[2] + 1} of 'edges'"
     if len(path) >= 6 and path[3:5] == ("metadata", "binding") and isinstance(path[5], int):
         binding = get_at(data, path[:6])
         prop = binding.get("property") if isinstance(binding, dict) else None
-        name = f"'{prop}'" if isinstance(prop, str) else str(path[5] + 1)
+        name = shown(prop) if isinstance(prop, str) else str(path[5] + 1)
         return f"{label} binding {name}", 6
     return label, 3
 
@@ -75,14 +76,14 @@ def _filter_extra_keys(node: Any, path: PathKey) -> Iterator[tuple[PathKey, str]
                     yield (
                         path + (key,),
                         (
-                            f"unknown key '{key}' in a condition; "
+                            f"unknown key {shown(key)} in a condition; "
                             "a condition has property, operator and value"
                         ),
                     )
         return
     for key in node:
         if key not in ("and", "or", "property", "operator"):
-            yield path + (key,), f"unknown key '{key}' in an '{group}' group"
+            yield path + (key,), f"unknown key {shown(key)} in an '{group}' group"
     items = node[group]
     for i, item in enumerate(items if isinstance(items, list) else []):
         yield from _filter_extra_keys(item, path + (group, i))
@@ -116,12 +117,19 @@ def cron_problem(text: str) -> str:
 def _zone_problem(zone: str) -> str:
     if not zone:
         return "no timezone after '::'; write an IANA name such as 'Asia/Taipei'"
-    try:
-        zoneinfo.ZoneInfo(zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        hint = did_you_mean(zone, zoneinfo.available_timezones())
-        return f"unknown timezone '{zone}'{hint or '; use an IANA name such as Asia/Taipei'}"
+    if zone not in zone_names():
+        hint = did_you_mean(zone, zone_names())
+        return f"unknown timezone {shown(zone)}{hint or '; use an IANA name such as Asia/Taipei'}"
     return ""
+
+
+@functools.cache
+def zone_names() -> frozenset[str]:
+    """The IANA zone names, from the ``tzdata`` package (a dependency) rather than the
+    host's zone files, so a project validates the same on every machine."""
+    from importlib.resources import files
+
+    return frozenset(files("tzdata").joinpath("zones").read_text(encoding="utf-8").split())
 
 
 def event_problem(text: str) -> str:
@@ -264,16 +272,18 @@ class GraphChecks:
             return
         if script_id in project.packages:
             self.report.error(
-                where, f"node {node.id}: script '{script_id}' is not installed; run `trek install`"
+                where,
+                f"node {node.id}: script {shown(script_id)} is not installed; run `trek install`",
             )
             return
         close = difflib.get_close_matches(script_id, [*project.scripts, *project.packages], n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        hint = f" (did you mean {shown(close[0])}?)" if close else ""
+        bare = shown(script_id, quoted=False)
         self.report.error(
             where,
-            f"node {node.id}: unknown script '{script_id}'{hint}; "
-            f"create it with `trek create{default_kind().name} {script_id}` "
-            f"or install it with `trek install {script_id}`",
+            f"node {node.id}: unknown script {shown(script_id)}{hint}; "
+            f"create it with `trek create{default_kind().name} {bare}` "
+            f"or install it with `trek install {bare}`",
         )
 
     # edges and the shape of the graph
@@ -369,10 +379,10 @@ class GraphChecks:
                     members = frozenset(e.source for e in cycle)
                     if members not in reported:
                         reported.add(members)
-                        shown = " -> ".join([cycle[0].source] + [e.target for e in cycle])
+                        loop = " -> ".join([cycle[0].source] + [e.target for e in cycle])
                         self.report.error(
                             self.edge_at(edge, "target"),
-                            f"edges {shown} form a cycle; a workflow may not loop, "
+                            f"edges {loop} form a cycle; a workflow may not loop, "
                             "remove one of these edges",
                         )
                 elif edge.target not in state:
@@ -398,10 +408,10 @@ class GraphChecks:
         Naming a node that has not run is an error; naming an output its para does not
         declare is a warning (paras often under-declare outputs)."""
         if node_id not in self.ids:
-            return f"node '{node_id}' does not exist", True
+            return f"node {shown(node_id)} does not exist", True
         if node_id not in allowed:
-            shown = ", ".join(sorted(allowed, key=int)) or "none"
-            return f"node {node_id} has not run {when} (usable: {shown})", True
+            usable = ", ".join(sorted(allowed, key=int)) or "none"
+            return f"node {node_id} has not run {when} (usable: {usable})", True
         para = self.para_of(self.workflow.node(node_id))
         name = _LEADING_NAME.match(expression)
         if para is None or not para.outputs or name is None or name.group() in para.outputs:
@@ -450,14 +460,14 @@ class GraphChecks:
                 f"; its inputs: {', '.join(para.inputs)}" if para.inputs else "; it has no inputs"
             )
             self.report.error(
-                where, f"{label} binds '{head}', but {para.id} has no such input{hint}"
+                where, f"{label} binds {shown(head)}, but {para.id} has no such input{hint}"
             )
             return None
         found, problem = sub_field(para.inputs[head], prop)
         if problem:
-            self.report.error(where, f"{label} binds '{prop}', but {problem}")
+            self.report.error(where, f"{label} binds {shown(prop)}, but {problem}")
             return None
-        return InputSpec(found, f"{para.id} input '{prop}'")
+        return InputSpec(found, f"{para.id} input {shown(prop)}")
 
     def check_bindings(self, edge: Edge) -> None:
         target = self.workflow.node(edge.target)
@@ -468,11 +478,11 @@ class GraphChecks:
             prop, path = binding["property"], ("metadata", "binding", j)
             where = self.edge_at(edge, *path, "property")
             if prop in bound:
-                self.report.error(where, f"{label} binds '{prop}' twice")
+                self.report.error(where, f"{label} binds {shown(prop)} twice")
             bound.add(prop)
             spec = self.check_property(label, where, prop, target)
             value_at = self.edge_at(edge, *path, "value")
-            self.check_value(f"{label} binding '{prop}'", value_at, binding, target, spec)
+            self.check_value(f"{label} binding {shown(prop)}", value_at, binding, target, spec)
 
     def check_filters(self, edge: Edge) -> None:
         from trek_tasks.expr import check_filters, filter_node_ids, iter_conditions
@@ -496,7 +506,7 @@ class GraphChecks:
                     node_id, expression, allowed, f"when node {edge.source} finishes"
                 )
                 if problem:
-                    message = f"{label}: filter property '{prop}': {problem}"
+                    message = f"{label}: filter property {shown(prop)}: {problem}"
                     where = self.edge_at(edge, *base, *path, "property")
                     (self.report.error if is_error else self.report.warn)(where, message)
 
@@ -517,7 +527,7 @@ class GraphChecks:
                     continue
                 self.report.error(
                     self.node_at(node, "id"),
-                    f"node {node.id} ({para.id}): required input '{name}' is not bound; "
+                    f"node {node.id} ({para.id}): required input {shown(name)} is not bound; "
                     f"bind it on an edge into node {node.id} or set it in {data_file}",
                 )
 
@@ -532,7 +542,7 @@ class GraphChecks:
                 hint = did_you_mean(key, edges) or f"; edges: {', '.join(edges) or 'none'}"
                 self.report.error(
                     doc.where((key,), key=True),
-                    f"edge {key} does not exist in {self.doc.shown}{hint}",
+                    f"edge {shown(key, quoted=False)} does not exist in {self.doc.shown}{hint}",
                 )
                 continue
             target = self.workflow.node(edge.target)
@@ -540,6 +550,6 @@ class GraphChecks:
                 continue
             for prop, entry in entries.items():
                 where = doc.where((key, prop), key=True)
-                spec = self.check_property(f"edge {key}", where, str(prop), target)
-                label = f"edge {key} property '{prop}'"
+                spec = self.check_property(f"edge {edge.key}", where, str(prop), target)
+                label = f"edge {edge.key} property {shown(prop)}"
                 self.check_value(label, doc.where((key, prop, "value")), entry, target, spec)
