@@ -63,8 +63,8 @@ def build_reference(dest: Path) -> Path:
 
 IN_CI = os.environ.get("CI", "") not in ("", "0", "false")
 
-# Property-based tests (tests/test_fuzz_files.py): HYPOTHESIS_PROFILE=ci (.ci/run) runs
-# thousands of examples per case; dev, the default, a quick sample.
+# Profiles for property-based tests: HYPOTHESIS_PROFILE=ci runs thousands of examples per
+# case; dev, the default, a quick sample.
 settings.register_profile(
     "ci",
     max_examples=2000,
