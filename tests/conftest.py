@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import secrets
 import shutil
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, settings
 
 from trek_tasks.project import copy_sources
@@ -150,6 +152,24 @@ def drip(interval: float = 2.0) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def set_config(project: Path, **values: object) -> None:
+    """Merge ``values`` into the project's ``.trek/config.json``."""
+    path = project / ".trek" / "config.json"
+    config = json.loads(path.read_text())
+    config.update(values)
+    path.write_text(json.dumps(config))
+
+
+def set_redis_ports(project: Path, ports: dict[str, int]) -> None:
+    """Point the inventory's hosts (by id) at the given ports."""
+    path = project / "inputs" / "inventory.yml"
+    inventory = yaml.safe_load(path.read_text())
+    for host in inventory["hosts"]:
+        if host["id"] in ports:
+            host["port"] = ports[host["id"]]
+    path.write_text(yaml.safe_dump(inventory))
 
 
 def free_port() -> int:

@@ -9,11 +9,10 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from conftest import SESSION_VAR, left_running
+from conftest import SESSION_VAR, left_running, set_config
 
 from trek_tasks.cli import main
 from trek_tasks.environment import Environment
@@ -22,13 +21,6 @@ from trek_tasks.project import Project
 from trek_tasks.store import READY_MARK, project_record, record_project
 
 EVERY_SCRIPT = ["blckssettags", "detectredis", "local Marvin", "notification"]
-
-
-def set_config(project: Path, **values: Any) -> None:
-    path = project / ".trek" / "config.json"
-    config = json.loads(path.read_text())
-    config.update(values)
-    path.write_text(json.dumps(config))
 
 
 def running(project: Path) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from conftest import set_config, set_redis_ports
 
 from trek_tasks.cli import main
 from trek_tasks.environment import Environment
@@ -19,22 +19,6 @@ from trek_tasks.marvin.client import MarvinClient
 from trek_tasks.project import Project
 
 HANDLER = Path("src/blcks/detectredis/handler/handler.py")
-
-
-def set_config(project: Path, **values: Any) -> None:
-    path = project / ".trek" / "config.json"
-    config = json.loads(path.read_text())
-    config.update(values)
-    path.write_text(json.dumps(config))
-
-
-def set_redis_ports(project: Path, ports: dict[str, int]) -> None:
-    path = project / "inputs" / "inventory.yml"
-    inventory = yaml.safe_load(path.read_text())
-    for host in inventory["hosts"]:
-        if host["id"] in ports:
-            host["port"] = ports[host["id"]]
-    path.write_text(yaml.safe_dump(inventory))
 
 
 def error_line(err: str) -> str:
