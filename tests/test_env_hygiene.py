@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,6 +83,79 @@ def test_a_lost_handle_file_never_makes_a_second_copy(example: Path) -> None:
     (example / ".trek" / "env" / "blckssettags.json").unlink()
     assert main(["shutdownenv", "blckssettags", "-p", str(example)]) == 0
     assert running(example) == ["detectredis", "local Marvin", "notification"]
+
+
+def pids_of(project: Path) -> dict[str, int]:
+    """The pid of each process of ours the project runs, by script id / "marvin"."""
+    from trek_tasks.runtimes import process
+
+    return {found.role.removeprefix("script:"): found.pid for found in process.find(str(project))}
+
+
+def test_a_copied_project_never_uses_or_stops_the_originals_processes(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["initenv", "-p", str(example)]) == 0
+    original = pids_of(example)
+    copy = example.parent / "copy"
+    shutil.copytree(example, copy, symlinks=True)  # `cp -r` of a running project
+    try:
+        capsys.readouterr()
+        assert main(["initenv", "--no-overwrite", "-p", str(copy)]) == 0
+        out = capsys.readouterr().out
+        assert f"restart detectredis: its state is {example}'s (a copy)" in out
+        assert f"restart local Marvin: its state is {example}'s (a copy)" in out
+        assert running(copy) == EVERY_SCRIPT
+        assert set(pids_of(copy).values()).isdisjoint(original.values())
+        assert main(["run", "-p", str(copy)]) == 0  # a run of the copy uses its own
+        assert main(["shutdownenv", "-a", "-p", str(copy)]) == 0
+        assert running(copy) == []
+        assert pids_of(example) == original
+    finally:
+        main(["shutdownenv", "-a", "-p", str(copy)])
+
+
+def test_corrupt_state_files_count_as_lost_and_leave_no_second_copy(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["initenv", "-p", str(example)]) == 0
+    env = example / ".trek" / "env"
+    handle = json.loads((env / "detectredis.json").read_text())
+    (env / "detectredis.json").write_text(json.dumps({**handle, "state": {"pid": "x"}}))
+    (env / "blckssettags.json").write_text('{"script_id": 5}')
+    (env / "marvin.json").write_text('{"pid": "x"}')
+    for _ in range(2):  # no error on this run or the next
+        capsys.readouterr()
+        assert main(["run", "-p", str(example)]) == 0
+        assert "Traceback" not in capsys.readouterr().err
+        assert running(example) == EVERY_SCRIPT  # the old processes were found and stopped
+
+
+def test_a_changed_marvin_secret_restarts_the_local_marvin(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["initenv", "-p", str(example)]) == 0
+    set_config(example, marvin_secret="a-new-secret-of-the-team")
+    capsys.readouterr()
+    assert main(["run", "-p", str(example)]) == 0
+    assert "restart local Marvin: marvin_secret changed" in capsys.readouterr().out
+    assert main(["run", "-p", str(example)]) == 0
+    assert "restart local Marvin" not in capsys.readouterr().out
+
+
+def test_two_cold_runs_at_once_start_one_process_each(example: Path) -> None:
+    command = [sys.executable, "-m", "trek_tasks", "run", "-p", str(example)]
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [(run.wait(120), *run.communicate()) for run in runs]
+    for code, _, err in results:
+        assert "Traceback" not in err
+        busy = "another `trek run` is in progress on this project"
+        assert code == 0 or (code == 1 and busy in err), err
+    assert any(code == 0 for code, _, _ in results)
+    assert running(example) == EVERY_SCRIPT
 
 
 def test_logs_stay_readable_after_shutdownenv(

@@ -83,6 +83,10 @@ def test_runtime_conformance(name: str, tmp_path: Path, store: Path) -> None:
         assert len(list(runtime.logs(handle, False, 1))) == 1
         assert [h.script_id for h in runtime.leftovers(project)] == ["echo"]
         assert runtime.leftovers(str(tmp_path / "proj")) == []  # exact, not a path prefix
+        copied = replace(handle, project=str(tmp_path / "proj2-copy"))  # `cp -r` of proj2
+        assert not runtime.healthy(copied)
+        runtime.stop(copied)  # the copy's handle names proj2's process: left running
+        assert runtime.healthy(handle)
     finally:
         runtime.stop(handle)
     assert not runtime.healthy(handle)
@@ -115,7 +119,7 @@ def test_a_process_that_is_not_ours_is_never_stopped() -> None:
     import os
 
     assert process.ours(os.getpid()) is None
-    assert not process.stop(os.getpid(), "any", wait=False)
+    assert not process.stop(os.getpid(), "any", "/any/project", wait=False)
 
 
 def test_a_cold_build_says_which_script_which_requirements_and_how_long(

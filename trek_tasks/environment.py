@@ -72,7 +72,14 @@ class Environment:
         return self.state.log(script_id)
 
     def handle(self, script_id: str) -> Handle | None:
-        return Handle.load(self.handle_path(script_id))
+        """The saved handle of ``script_id`` when it is this project's (one copied with the
+        project names the original's process, which this project must neither use nor stop)."""
+        handle = Handle.load(self.handle_path(script_id))
+        return handle if handle is not None and handle.project == self.identity else None
+
+    def foreign(self, project: object) -> str:
+        """Why state saved for ``project`` is not this project's."""
+        return f"its state is {project}'s (a copy)" if project else "its state names no project"
 
     def logs(self, script_id: str, follow: bool = False, tail: int | None = None) -> Iterator[str]:
         """What ``script_id`` logged: from its runtime while it has a handle, else its
@@ -94,9 +101,11 @@ class Environment:
 
     def stale_reason(self, script: Script) -> str | None:
         """Why ``script``'s process must be (re)started, or None when it is up to date."""
-        handle = self.handle(script.id)
+        handle = Handle.load(self.handle_path(script.id))
         if handle is None:
             return "not running"
+        if handle.project != self.identity:
+            return self.foreign(handle.project)
         if handle.runtime != self.runtime.name:
             return f"runtime changed to {self.runtime.name}"
         if not self.runtime.healthy(handle):
@@ -121,7 +130,7 @@ class Environment:
         """
         old = self.handle(script.id)
         old_running = old is not None and self.runtime.healthy(old)
-        self.stop_strays(script.id, keep=old)
+        self.stop_strays(script.id, keep=old if old_running else None)
         self.record_envs()
         envs = self.script_env(script)
         port = process.free_port(0 if old is None or old_running else urlsplit(old.url).port or 0)
@@ -140,11 +149,12 @@ class Environment:
         running = handle is not None and self.runtime.healthy(handle)
         if handle is not None:
             self.runtime.stop(handle)
-        return self.stop_strays(script_id, keep=handle) or running
+        return self.stop_strays(script_id) or running
 
     def stop_strays(self, script_id: str, keep: Handle | None = None) -> bool:
         """Stop the processes of ``script_id`` this project runs, found by identity, other
-        than ``keep``'s (a handle file lost or overwritten leaves them); True if any ran."""
+        than ``keep``'s (a handle file lost, corrupt or overwritten leaves them); True if
+        any ran."""
         strays = [
             found
             for found in self.runtime.leftovers(self.identity)
@@ -205,12 +215,18 @@ class Environment:
         """What the inventory says (a comment or layout edit leaves it unchanged)."""
         return content_digest(self.inventory)
 
-    def marvin_state(self) -> dict | None:
+    def saved_marvin_state(self) -> dict | None:
+        """``marvin.json`` as saved, when it is a mapping (another project's included)."""
         try:
             data = json.loads(self.state.marvin_state.read_text())
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
+
+    def marvin_state(self) -> dict | None:
+        """The local Marvin's saved state when it is this project's, else None."""
+        data = self.saved_marvin_state()
+        return data if data is not None and data.get("project") == self.identity else None
 
     def router_port(self) -> int:
         """The configured ``router_port`` (checked: a bad value is bad input)."""
@@ -220,17 +236,19 @@ class Environment:
     def marvin_problem(state: dict) -> str | None:
         """Why the Marvin ``state`` names cannot be used (its pid is not a process of ours
         with its token, or ``/healthz`` on its port does not answer with both), or None."""
-        pid, token = int(state.get("pid", 0)), str(state.get("token", ""))
-        if not process.owned(pid, token):
+        pid, token = process.state_int(state, "pid"), str(state.get("token", ""))
+        if not process.owned(pid, token, str(state.get("project", ""))):
             return "process lost"
-        if not process.answers(int(state.get("port", 0)), pid, token):
+        if not process.answers(process.state_int(state, "port"), pid, token):
             return "not answering"
         return None
 
     def marvin_stale_reason(self) -> str | None:
-        state = self.marvin_state()
+        state = self.saved_marvin_state()
         if state is None:
             return "not running"
+        if state.get("project") != self.identity:
+            return self.foreign(state.get("project"))
         problem = self.marvin_problem(state)
         if problem is not None:
             return problem
@@ -238,7 +256,16 @@ class Environment:
             return "router_port changed"
         if state.get("inventory") != self.inventory_digest():
             return f"{self.inventory.name} changed"
+        if self.served_secret() != self.secret():
+            return "marvin_secret changed"
         return None
+
+    def served_secret(self) -> str | None:
+        """The secret the running local Marvin read when it started (its secret file)."""
+        try:
+            return self.state.marvin_secret_run.read_text().strip()
+        except OSError:
+            return None
 
     @property
     def marvin_url(self) -> str:
@@ -266,7 +293,7 @@ class Environment:
 
         self.marvin_down()
         for stray in process.find(self.identity, MARVIN_ROLE):  # its state file was lost
-            process.stop(stray.pid, stray.token)
+            process.stop(stray.pid, stray.token, stray.project)
         self.dir.mkdir(parents=True, exist_ok=True)
         write_atomic(self.state.marvin_secret_run, self.secret(), private=True)
         wanted = self.router_port()
@@ -298,6 +325,7 @@ class Environment:
             "token": token,
             "router_port": wanted,
             "inventory": self.inventory_digest(),
+            "project": self.identity,
         }
         write_atomic(self.state.marvin_state, json.dumps(state) + "\n")
         if wanted and port != wanted:
@@ -335,7 +363,8 @@ class Environment:
         self.state.marvin_state.unlink(missing_ok=True)
         if state is None:
             return False
-        return process.stop(int(state.get("pid", 0)), str(state.get("token", "")))
+        pid, token = process.state_int(state, "pid"), str(state.get("token", ""))
+        return process.stop(pid, token, self.identity)
 
     def token(self) -> str:
         """A token for this project's Marvin: the configured JWT for a remote one, else one
@@ -361,7 +390,7 @@ class Environment:
         for handle in self.runtime.leftovers(self.identity):
             self.runtime.stop(handle)
         for found in process.find(self.identity, MARVIN_ROLE):
-            process.stop(found.pid, found.token)
+            process.stop(found.pid, found.token, found.project)
         return stopped
 
 

@@ -98,16 +98,18 @@ def bring_up(
 
 def up_script(env: Environment, script: Script, force: bool = False) -> str | None:
     """Start or restart ``script`` when it is not up to date."""
-    reason = env.stale_reason(script)
-    return bring_up(script.id, f"blcks {script.id}", reason, force, lambda: env.up(script))
+    with file_lock(env.state.up_lock):  # checked again under the lock: another run may
+        reason = env.stale_reason(script)  # have just started it
+        return bring_up(script.id, f"blcks {script.id}", reason, force, lambda: env.up(script))
 
 
 def up_marvin(env: Environment, force: bool = False) -> str | None:
     """Start or restart the local Marvin when needed (never for a remote ``marvin_url``)."""
     if target.is_remote(env.project.config):
         return None
-    reason = env.marvin_stale_reason()
-    return bring_up("local Marvin", "local Marvin", reason, force, env.marvin_up)
+    with file_lock(env.state.up_lock):
+        reason = env.marvin_stale_reason()
+        return bring_up("local Marvin", "local Marvin", reason, force, env.marvin_up)
 
 
 def check_installed(project: Project, actions: tuple[str, ...]) -> None:

@@ -3,9 +3,10 @@
 ``.trek/`` holds ``config.json`` (written by people), ``doit.db`` (doit's dep file),
 ``validated.json``, ``graph.gv`` and its images, ``env/`` (per script a handle
 ``<id>.json`` and a log ``<id>.log``; the local Marvin's ``marvin.json``, ``.log``,
-``.secret``), ``marvin.sqlite``, ``runs/`` (one record per run, ``last.json``) and
-``run.lock``. Built environments live in the store (``store_dir()``), shared by projects,
-beside a record of which ones each project uses (``store.py``: ``envs/``, ``projects/``).
+``.secret``), ``marvin.sqlite``, ``runs/`` (one record per run, ``last.json``),
+``run.lock`` and ``up.lock``. Built environments live in the store (``store_dir()``),
+shared by projects, beside a record of which ones each project uses (``store.py``:
+``envs/``, ``projects/``).
 """
 
 from __future__ import annotations
@@ -112,6 +113,11 @@ class StateLayout:
     @property
     def run_lock(self) -> Path:
         return self.dir / "run.lock"
+
+    @property
+    def up_lock(self) -> Path:
+        """Held while a process of the project is brought up (two runs start one each)."""
+        return self.dir / "up.lock"
 
     @property
     def store(self) -> Path:

@@ -20,6 +20,8 @@ class Handle:
 
     ``ref`` names the running thing to its runtime (a pid as text, a container id) and
     ``state`` holds what only that runtime reads (pid, port, log path, identity token).
+    ``project`` is the identity of the project that started it: a handle file copied
+    with its project (``cp -r``) names the original and is not this project's.
     """
 
     script_id: str
@@ -31,17 +33,29 @@ class Handle:
     env_key: str = ""
     envs_hash: str = ""
     sdk: str = ""  # the blcks SDK it serves with (``sdk_hash``)
+    project: str = ""
 
     def dump(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
 
     @classmethod
     def load(cls, path: Path) -> Handle | None:
-        """The saved handle, or None when missing or unreadable (treated as not running)."""
+        """The saved handle, or None when missing, unreadable or not of a handle's shape
+        (each treated as not running; the process it named is then found by identity)."""
         try:
-            return cls(**json.loads(path.read_text()))
+            handle = cls(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             return None
+        return handle if handle._well_formed() else None
+
+    def _well_formed(self) -> bool:
+        texts = (self.script_id, self.runtime, self.ref, self.url, self.env_key, self.envs_hash)
+        return (
+            all(isinstance(text, str) for text in (*texts, self.sdk, self.project))
+            and isinstance(self.state, dict)
+            and isinstance(self.files, dict)
+            and all(isinstance(v, str) for v in self.files.values())
+        )
 
 
 class Runtime(Protocol):

@@ -163,20 +163,22 @@ class InProcessRuntime:
             state={"port": server.server_port, "token": token},
             files=file_digests(script),
             env_key=self.env_key(script),
+            project=project,
         )
 
     def healthy(self, handle: Handle) -> bool:
         served = _servers.get(handle.ref)
-        if served is None or not served.thread.is_alive():
+        if served is None or served.project != handle.project or not served.thread.is_alive():
             return False
         token = str(handle.state.get("token", ""))
         return process.answers(served.server.server_port, os.getpid(), token)
 
     def stop(self, handle: Handle, wait: bool = True) -> None:
         with _lock:
-            served = _servers.pop(handle.ref, None)
-        if served is None:
-            return
+            served = _servers.get(handle.ref)
+            if served is None or served.project != handle.project:
+                return
+            del _servers[handle.ref]
         served.server.stop()
         served.server.drain()
         served.server.server_close()
@@ -206,6 +208,7 @@ class InProcessRuntime:
                 runtime=self.name,
                 ref=ref,
                 url=f"http://127.0.0.1:{served.server.server_port}/",
+                project=project,
             )
             for ref, served in found
         ]

@@ -111,16 +111,17 @@ class LocalRuntime:
             state={"pid": pid, "port": port, "token": token, "log_path": str(log_path)},
             files=files,
             env_key=env_dir.name,
+            project=project,
         )
 
     def healthy(self, handle: Handle) -> bool:
-        state = handle.state
-        return process.healthy(
-            int(state.get("pid", 0)), int(state.get("port", 0)), str(state.get("token", ""))
-        )
+        pid, token = process.state_int(handle.state, "pid"), str(handle.state.get("token", ""))
+        port = process.state_int(handle.state, "port")
+        return process.healthy(pid, port, token, handle.project)
 
     def stop(self, handle: Handle, wait: bool = True) -> None:
-        process.stop(int(handle.state.get("pid", 0)), str(handle.state.get("token", "")), wait)
+        pid, token = process.state_int(handle.state, "pid"), str(handle.state.get("token", ""))
+        process.stop(pid, token, handle.project, wait)
 
     def logs(self, handle: Handle, follow: bool, tail: int | None) -> Iterator[str]:
         yield from read_log(Path(str(handle.state.get("log_path", ""))), follow, tail)
@@ -133,6 +134,7 @@ class LocalRuntime:
                 ref=str(found.pid),
                 url="",
                 state={"pid": found.pid, "token": found.token},
+                project=found.project,
             )
             for found in process.find(project, ROLE)
         ]

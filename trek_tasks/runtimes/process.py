@@ -132,10 +132,17 @@ def ours(pid: int) -> Ours | None:
     return Ours(pid, env[TOKEN_VAR], env[PROJECT_VAR], env.get(ROLE_VAR, ""))
 
 
-def owned(pid: int, token: str) -> bool:
-    """True when ``pid`` runs and was started by us with ``token``."""
+def owned(pid: int, token: str, project: str) -> bool:
+    """True when ``pid`` runs and was started by us with ``token`` for exactly ``project``."""
     found = ours(pid)
-    return found is not None and bool(token) and found.token == token
+    return found is not None and bool(token) and (found.token, found.project) == (token, project)
+
+
+def state_int(state: dict, key: str) -> int:
+    """``state[key]`` when it is an integer, else 0 (a hand-edited or corrupt state file
+    names no process)."""
+    value = state.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def find(project: str, role_prefix: str = "") -> list[Ours]:
@@ -201,9 +208,9 @@ def answers(port: int, pid: int, token: str, timeout: float = 1.0) -> bool:
     return health is not None and health.get("pid") == pid and health.get("token") == token
 
 
-def healthy(pid: int, port: int, token: str) -> bool:
-    """Alive and answering as ours."""
-    return bool(token) and pid_alive(pid) and answers(port, pid, token)
+def healthy(pid: int, port: int, token: str, project: str) -> bool:
+    """Alive, started for ``project`` and answering as ours."""
+    return owned(pid, token, project) and answers(port, pid, token)
 
 
 def tail_lines(path: Path, count: int | None) -> list[str]:
@@ -287,11 +294,11 @@ def terminate(pid: int, timeout: float = STOP_TIMEOUT) -> None:
         child.wait()
 
 
-def stop(pid: int, token: str, wait: bool = True) -> bool:
-    """Stop ``pid`` if it is ours with ``token`` (without ``wait``: SIGTERM and return);
-    False when it was not running as ours."""
+def stop(pid: int, token: str, project: str, wait: bool = True) -> bool:
+    """Stop ``pid`` if it is ours with ``token`` for ``project`` (without ``wait``: SIGTERM
+    and return); False when it was not running as ours."""
     reap()
-    if not owned(pid, token):
+    if not owned(pid, token, project):
         return False
     if wait:
         terminate(pid)
