@@ -98,6 +98,22 @@ def corrupt_deflate() -> bytes:
     return bytes(data)
 
 
+def with_para(para: bytes) -> bytes:
+    """A zip whose ``evil.para`` is ``para`` (a handler beside it)."""
+    return zipped((f"{SCRIPT_ID}.para", para), ("handler/handler.py", HANDLER), para=False)
+
+
+def para_laughs(levels: int) -> bytes:
+    """``PARA`` and a "billion laughs" block: each level ten aliases of the one below."""
+    lines = ["l0: &l0 [" + ", ".join(["lol"] * 10) + "]"]
+    lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, levels)]
+    return PARA + ("\n".join(lines) + "\n").encode()
+
+
+def _in_para(text: str) -> str:
+    return f"{SCRIPT_ID}.para:{text} (in the archive)"
+
+
 def _member(text: str) -> str:
     return f"archive member {text}"
 
@@ -202,6 +218,33 @@ CORPUS: dict[str, Crafted] = {
     ),
     "no-para": Crafted(
         zipped(("handler/handler.py", b"x"), para=False),
+        "a script archive holds one <id>.para at its top level; found none",
+    ),
+    # the para inside: what trek validate refuses in a file, install refuses in an archive
+    "para-laughs": Crafted(
+        with_para(para_laughs(9)),
+        _in_para(
+            "15:45: invalid YAML: aliases expand to more than 100,000 values; write the values out"
+        ),
+    ),
+    "para-control-character": Crafted(
+        with_para(PARA.replace(b"title: evil", b"title: e\x01vil")),
+        _in_para("4:9: control character U+0001 is not allowed; remove it"),
+    ),
+    "para-not-utf8": Crafted(
+        with_para(PARA.replace(b"title: evil", b"title: \xe9vil")),
+        f"{SCRIPT_ID}.para in the archive is not UTF-8 text",
+    ),
+    "para-deep": Crafted(
+        with_para(PARA + b"x: " + b"[" * 1000 + b"]" * 1000 + b"\n"),
+        _in_para("11:103: invalid YAML: values nested more than 100 levels deep"),
+    ),
+    "para-big-int": Crafted(
+        with_para(PARA + b"x: " + b"9" * 5000 + b"\n"),
+        _in_para("11:4: invalid YAML: a number of more than 4300 digits"),
+    ),
+    "para-a-folder": Crafted(
+        zipped((f"{SCRIPT_ID}.para/x", b"x"), para=False),
         "a script archive holds one <id>.para at its top level; found none",
     ),
     "not-a-zip": Crafted(

@@ -181,6 +181,51 @@ def test_each_loader_fails_with_one_located_line(
         assert lines[0].startswith(f"trek: error: {line}"), lines
 
 
+def test_a_project_path_too_long(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines = trek(capsys, "validate", "-p", str(tmp_path / ("a" * 5000)))
+    assert (code, len(lines)) == (2, 1)
+    assert lines[0].endswith(
+        "...: not a Trek project (no manifest.json here or above); run `trek createproject "
+        "NAME` or `trek init`"
+    )
+
+
+def test_a_long_unknown_package_name_is_cut(
+    installed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by tests/test_fuzz_files.py: the name was echoed whole (a 5,127-character line)."""
+    capsys.readouterr()
+    name = "9" * 5000 + "blckssettags"
+    (installed / "packages.json").write_text(json.dumps({"packages": {name: "==0.3.0"}}))
+    unknown = (
+        f"unknown script '{'9' * 56}... in the bundled repository; `trek listscripts` shows "
+        "what it holds"
+    )
+    before = tree(installed)
+    assert trek(capsys, "pack", "-a") == (2, [f"trek: error: packages.json:1:1: {unknown}"])
+    assert tree(installed) == before
+    assert trek(capsys, "install", "9" * 3000) == (2, [f"trek: error: '{'9' * 56}...: {unknown}"])
+
+
+def test_an_install_argument_too_long_for_a_path(
+    installed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by tests/test_fuzz_files.py: an OSError traceback (File name too long)."""
+    capsys.readouterr()
+    cut = f"'{'9' * 56}..."
+    assert trek(capsys, "install", "9" * 3000 + ".zip") == (
+        2,
+        [f"trek: error: {cut}: a path too long for the file system"],
+    )
+    assert trek(capsys, "install", "x y" * 2000) == (
+        2,
+        [
+            f"trek: error: {'x y' * 19!r:.57}...: not a script name, a name with a version "
+            "specifier (notification==0.5.0), a URL or a zip path"
+        ],
+    )
+
+
 def test_the_messages_of_each_class(installed: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     cases = {

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import FrozenInstanceError, replace
 from pathlib import Path
@@ -19,9 +21,12 @@ from trek_tasks.engine import (
     NodeReused,
     NodeRun,
     NodeSkipped,
+    NodeStarted,
+    RunFinished,
     RunResult,
     RunSettings,
 )
+from trek_tasks.errors import Interrupted
 from trek_tasks.graph import Workflow
 from trek_tasks.invoker import HttpInvoker
 from trek_tasks.project import Script
@@ -327,6 +332,55 @@ def test_hanging_script_times_out(urls: dict[str, str]) -> None:
     )
     assert result.status == "failed"
     assert result.error == "node 2 (nap): timed out after 0.5 s (action_timeout)"
+
+
+def test_ctrl_c_stops_waiting_for_the_node_and_records_the_run_interrupted(
+    urls: dict[str, str],
+) -> None:
+    workflow = Workflow.from_data(
+        {
+            "graph": {
+                "metadata": {"templateId": "t", "version": "1"},
+                "nodes": [
+                    node("0", "trigger"),
+                    node("2", "action", "nap"),
+                    node("1", "terminator"),
+                ],
+                "edges": [edge("0", "2", [{"property": "seconds", "value": 20}]), edge("2", "1")],
+            }
+        }
+    )
+    settings = RunSettings("t", "r1", {}, {}, {}, timeout=30)
+    finished: list[RunResult] = []
+    sent: list[float] = []
+
+    def ctrl_c() -> None:
+        sent.append(time.monotonic())
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    def subscriber(event: Any) -> None:
+        if isinstance(event, NodeStarted) and event.node.id == "2":
+            threading.Timer(0.2, ctrl_c).start()
+        if isinstance(event, RunFinished):
+            finished.append(event.result)
+
+    invoker = HttpInvoker(urls)
+    try:
+        with pytest.raises(Interrupted) as raised:
+            Engine(workflow, settings, invoker, [subscriber]).run()
+    finally:
+        invoker.close()
+    took = time.monotonic() - sent[0]
+    print(f"the engine gave up the node {took:.3f} s after Ctrl-C")
+    assert str(raised.value) == "workflow [t] stopped during node 2 (nap)"
+    [result] = finished
+    assert (result.status, result.error) == ("interrupted", "interrupted during node 2 (nap)")
+    assert [(n.id, n.status) for n in result.nodes.values()] == [
+        ("0", "done"),
+        ("2", "interrupted"),
+        ("1", "not run"),
+    ]
+    assert took < 5.0  # a guard: the node would take 20 s
 
 
 def test_unknown_node_in_a_binding_is_a_clear_error(urls: dict[str, str]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trek_tasks.errors import BadInput
+from trek_tasks.errors import BadInput, StepFailed
 from trek_tasks.files import (
     content_digest,
     display,
@@ -196,8 +196,9 @@ def test_write_atomic_private_is_0600_and_replaces(tmp_path: Path) -> None:
 def test_write_atomic_leaves_no_temp_file_when_it_fails(tmp_path: Path) -> None:
     target = tmp_path / "taken"
     (target / "inside").mkdir(parents=True)
-    with pytest.raises(OSError):
-        write_atomic(target, "x")
+    with pytest.raises(StepFailed) as raised:
+        write_atomic(target, "x", root=tmp_path)
+    assert str(raised.value) == "taken: is a directory"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 
 

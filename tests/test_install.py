@@ -230,34 +230,71 @@ def test_altered_archive_is_refused_and_nothing_changes(
     assert para_version(fresh, "notification") == "0.4.0"
 
 
-TRANSPORTS = ("folder repository", "http repository", "zip path", "url")
+# Every way an archive reaches the installer: a repository (the bundled one, a folder, a
+# file:// URL, http), a command-line zip path, file:// or http URL, and packages.json
+# naming a zip path (`trek install`) or a URL (the doit install task under `pack -a`).
+TRANSPORTS = (
+    "bundled repository",
+    "folder repository",
+    "file repository",
+    "http repository",
+    "zip path",
+    "file url",
+    "url",
+    "packages.json path",
+    "packages.json url",
+)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("case", sorted(CORPUS))
 def test_crafted_archives_are_refused_over_every_transport(
-    fresh: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, transport: str
+    fresh: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+    transport: str,
 ) -> None:
     data = CORPUS[case].data
     repo = repository_of(tmp_path / "repo", {(SCRIPT_ID, VERSION): data})
+    in_repo = f"{repo}/{SCRIPT_ID}/{VERSION}/dist/script.zip"
     archive = tmp_path / "files" / f"{SCRIPT_ID}.zip"
     archive.parent.mkdir()
     archive.write_bytes(data)
+    command, label = ["install", SCRIPT_ID], ""
     with serve(tmp_path) as base:
-        if transport == "folder repository":
+        url = f"{base}/files/{SCRIPT_ID}.zip"
+        if transport == "bundled repository":
+            monkeypatch.setattr("trek_tasks.hub.bundled_path", lambda: repo)
+            where = in_repo
+        elif transport == "folder repository":
             use_repository(fresh, str(repo))
-            argument, where, label = SCRIPT_ID, f"{repo}/{SCRIPT_ID}/{VERSION}/dist/script.zip", ""
+            where = in_repo
+        elif transport == "file repository":
+            use_repository(fresh, repo.as_uri())
+            where = in_repo
         elif transport == "http repository":
             use_repository(fresh, f"{base}/repo")
             where = f"{base}/repo/{SCRIPT_ID}/{VERSION}/dist/script.zip"
-            argument, label = SCRIPT_ID, f"downloading {SCRIPT_ID} {VERSION}\n"
+            label = f"downloading {SCRIPT_ID} {VERSION}\n"
         elif transport == "zip path":
-            argument, where, label = str(archive), str(archive), ""
+            command, where = ["install", str(archive)], str(archive)
+        elif transport == "file url":
+            command = ["install", archive.as_uri()]
+            where = archive.as_uri()
+        elif transport == "url":
+            command, where, label = ["install", url], url, f"downloading {url}\n"
+        elif transport == "packages.json path":
+            (fresh / "packages.json").write_text(
+                json.dumps({"packages": {SCRIPT_ID: str(archive)}})
+            )
+            command, where = ["install"], str(archive)
         else:
-            argument = where = f"{base}/files/{SCRIPT_ID}.zip"
-            label = f"downloading {where}\n"
+            (fresh / "packages.json").write_text(json.dumps({"packages": {SCRIPT_ID: url}}))
+            command, where, label = ["pack", "-a"], url, f"downloading {url}\n"
         before = snapshot(fresh)
-        code, out, err = trek(capsys, "install", argument)
+        code, out, err = trek(capsys, *command)
     assert (code, out) == (2, "")
     assert err == f"{label}trek: error: {where}: {CORPUS[case].message}\n"
     assert snapshot(fresh) == before

@@ -298,6 +298,7 @@ def test_a_file_in_the_way_of_bin_is_a_failed_step(
     out, err = capsys.readouterr()
     assert out == ""
     assert err.splitlines()[-1] == (
-        "trek: error: task pack:workflow failed: PythonAction Error: "
-        f"FileExistsError: [Errno 17] File exists: '{ref / 'bin'}'"
+        "trek: error: bin: a file is in the way of the folder for host.detect.redis-0.1.0.zip; "
+        "move it"
     )
+    assert (ref / "bin").read_text() == ""

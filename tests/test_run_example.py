@@ -386,6 +386,7 @@ def test_a_stale_pid_file_is_not_trusted(example: Path, capsys: pytest.CaptureFi
                 },
                 "files": {},
                 "env_key": "x",
+                "project": str(example),
             }
         )
     )

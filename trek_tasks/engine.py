@@ -7,7 +7,9 @@ are all not taken is skipped and its own edges are not taken (dead-path
 elimination). A node's inputs are the bindings of its taken incoming edges, then
 ``inputs/data.yml`` overrides, checked against the script's para. Independent
 branches run concurrently. A failing action stops the run: nodes already running
-finish, no new node starts.
+finish, no new node starts. Ctrl-C stops it at once: the scheduler stops waiting for the
+nodes in flight (their calls are abandoned, see ``Workers``), records them and the run
+as ``interrupted`` and raises ``Interrupted``.
 
 The engine never prints: it emits typed events (``RunStarted`` ... ``RunFinished``) to
 its subscribers, such as the terminal reporter and the run record.
@@ -15,14 +17,17 @@ its subscribers, such as the terminal reporter and the run record.
 
 from __future__ import annotations
 
+import functools
 import json
+import queue
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
-from trek_tasks.errors import BadInput, TrekError
+from trek_tasks.errors import BadInput, Interrupted, TrekError
 from trek_tasks.expr import coerce, decide_filter, render, set_path
 from trek_tasks.graph import Edge, Node, Workflow
 from trek_tasks.kinds import default_kind
@@ -44,7 +49,7 @@ class NodeRun:
     id: str
     type: str
     script_id: str = ""
-    status: str = "pending"  # done | skipped | failed | reused | not run
+    status: str = "pending"  # done | skipped | failed | reused | not run | interrupted
     inputs: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
     started: float = 0.0
@@ -69,7 +74,7 @@ def script_warning(run: NodeRun) -> str | None:
 class RunResult:
     workflow: str
     run_id: str
-    status: str
+    status: str  # done | failed | interrupted
     nodes: dict[str, NodeRun]  # in execution order (``Engine.run``)
     started: float
     duration: float
@@ -218,6 +223,49 @@ def finish(invoke: Invoker, timeout: float, job: Job) -> NodeRun:
         except TrekError as err:
             run = replace(run, status="failed", error=str(err))
     return replace(run, duration=time.perf_counter() - job.clock)
+
+
+class Workers:
+    """At most ``size`` daemon threads finishing jobs, each kept for the next job (so its
+    kept-alive connections serve the next node).
+
+    Daemon threads, not a ``ThreadPoolExecutor``'s: a blocking HTTP read cannot be
+    interrupted, so on Ctrl-C the scheduler stops waiting for the futures and nobody joins
+    a thread still in a call (an executor's are joined on leaving and at exit)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.jobs: queue.SimpleQueue[tuple[Future[NodeRun], Callable[[], NodeRun]] | None]
+        self.jobs = queue.SimpleQueue()
+        self.threads = 0
+        self.busy = 0
+        self.lock = threading.Lock()
+
+    def submit(self, work: Callable[[], NodeRun]) -> Future[NodeRun]:
+        future: Future[NodeRun] = Future()
+        with self.lock:
+            self.busy += 1
+            start = self.busy > self.threads and self.threads < self.size
+            self.threads += start
+        if start:
+            threading.Thread(target=self._work, name="trek-node", daemon=True).start()
+        self.jobs.put((future, work))
+        return future
+
+    def _work(self) -> None:
+        while (item := self.jobs.get()) is not None:
+            future, work = item
+            try:
+                future.set_result(work())
+            except BaseException as err:  # handed to the scheduler, which re-raises it
+                future.set_exception(err)
+            with self.lock:
+                self.busy -= 1
+
+    def close(self) -> None:
+        """Let every thread end once its job is done (a call in flight is abandoned)."""
+        for _ in range(self.threads):
+            self.jobs.put(None)
 
 
 class Engine:
@@ -399,23 +447,26 @@ class Engine:
         pending = {n.id: n for n in self.workflow.nodes}
         trigger = next(n for n in self.workflow.nodes if n.type == "trigger")
         error = ""
-        futures: dict[Future[NodeRun], Node] = {}
-        with ThreadPoolExecutor(MAX_PARALLEL, thread_name_prefix="trek-node") as pool:
+        interrupted, where = False, ""
+        futures: dict[Future[NodeRun], tuple[Node, Job]] = {}
+        workers = Workers(MAX_PARALLEL)
 
-            def submit(node: Node) -> None:
-                del pending[node.id]
-                self.order.append(node.id)
-                if self.settings.interval:
-                    time.sleep(self.settings.interval)
-                self._emit(NodeStarted(node, self._script_type(node), self.settings.interval))
-                job = self._prepare(node)
-                futures[pool.submit(finish, self.invoke, self.settings.timeout, job)] = node
+        def submit(node: Node) -> None:
+            del pending[node.id]
+            self.order.append(node.id)
+            if self.settings.interval:
+                time.sleep(self.settings.interval)
+            self._emit(NodeStarted(node, self._script_type(node), self.settings.interval))
+            job = self._prepare(node)
+            work = functools.partial(finish, self.invoke, self.settings.timeout, job)
+            futures[workers.submit(work)] = (node, job)
 
+        try:
             submit(trigger)
             while futures:
                 done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
                 for future in done:
-                    node = futures.pop(future)
+                    node, _job = futures.pop(future)
                     run = future.result()
                     self._finished(node, run)
                     if run.status == "failed":
@@ -429,9 +480,15 @@ class Engine:
                         self._settle(node, pending, submit)
                     except TrekError as err:
                         error = str(err)
-        for node_id in pending:
-            if self.runs[node_id].status == "pending":
-                self.runs[node_id] = replace(self.runs[node_id], status="not run")
+        except KeyboardInterrupt:
+            interrupted = True
+            where = self._interrupt([job for _, job in futures.values()])
+            error = f"interrupted {where}"
+        finally:
+            workers.close()
+        for node_id, node_run in self.runs.items():
+            if node_run.status == "pending":  # never started, or Ctrl-C while preparing it
+                self.runs[node_id] = replace(node_run, status="not run")
         # Execution order: the nodes that started, as they started, then the others in
         # graph order; the summary and the run record list them so.
         begun = set(self.order)
@@ -439,14 +496,26 @@ class Engine:
         result = RunResult(
             self.settings.name,
             self.settings.run_id,
-            "failed" if error else "done",
+            "interrupted" if interrupted else "failed" if error else "done",
             {node_id: self.runs[node_id] for node_id in ordered},
             started,
             time.perf_counter() - clock,
             error,
         )
         self._emit(RunFinished(result))
+        if interrupted:
+            raise Interrupted(f"workflow [{self.settings.name}] stopped {where}")
         return result
+
+    def _interrupt(self, running: list[Job]) -> str:
+        """Record the nodes in flight as interrupted (their calls are abandoned); where the
+        run stopped (``during node 2 (detectredis)``)."""
+        for job in running:
+            duration = time.perf_counter() - job.clock
+            run = replace(job.run, status="interrupted", error="interrupted", duration=duration)
+            self.runs[run.id] = run
+        nodes = [f"node {job.run.id} ({job.run.script_id or job.run.type})" for job in running]
+        return f"during {', '.join(nodes)}" if nodes else "between nodes"
 
     def _settle(self, node: Node, pending: dict[str, Node], submit: Callable[[Node], None]) -> None:
         """Decide ``node``'s edges, then start or skip every node that became decidable."""

@@ -48,3 +48,7 @@ class ManyErrors(BadInput):
 
     def __str__(self) -> str:
         return self.message
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a step; the message says where (the CLI prints it, exit INTERRUPTED)."""

@@ -7,6 +7,8 @@ the exact line of a bad value.
 
 from __future__ import annotations
 
+import collections
+import copy
 import errno
 import functools
 import hashlib
@@ -23,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from trek_tasks.errors import BadInput
+from trek_tasks.errors import BadInput, StepFailed
 
 try:
     from yaml._yaml import CParser as _Parser  # libyaml's parser: events, quickly
@@ -74,7 +76,8 @@ def shown(value: Any, quoted: bool = True) -> str:
     id is), JSON else."""
     if isinstance(value, str):
         plain = not quoted and value.isprintable() and len(value) <= SHOWN_MAX
-        text = value if plain and value and not any(c.isspace() for c in value) else repr(value)
+        bare = plain and value and not any(c.isspace() for c in value)
+        text = value if bare else repr(value[: SHOWN_MAX * 2])  # what is shown of it, at most
     else:
         try:
             text = json.dumps(value, default=str)
@@ -155,10 +158,13 @@ def read_bytes(path: Path, shown: str, limit: int = MAX_FILE_BYTES) -> bytes:
     except (OSError, ValueError) as err:
         raise BadInput(_path_error(err), shown) from None
     try:
-        problem = _mode_problem(os.fstat(fd).st_mode)
+        info = os.fstat(fd)
+        problem = _mode_problem(info.st_mode)
         if problem:
             raise BadInput(problem, shown)
         chunks, size = [], 0
+        if info.st_size > limit:  # refused unread; one growing while read is cut below
+            size = info.st_size
         while size <= limit:
             chunk = os.read(fd, min(CHUNK, limit + 1 - size))
             if not chunk:
@@ -363,7 +369,7 @@ def _json_bounds(text: str, shown: str) -> None:
 def load_yaml(path: Path, root: Path | None = None) -> Any:
     """Parse a YAML file (libyaml's parser when present); empty file -> None."""
     shown = display(path, root)
-    return parse_yaml(_read_text(path, shown), shown)
+    return _parsed(_read_text(path, shown), shown, json_text=False).data
 
 
 def load_json(path: Path, root: Path | None = None) -> Any:
@@ -448,10 +454,35 @@ def _build(
 
 
 def load_marked(path: Path, root: Path | None = None) -> Document:
-    """Parse a YAML or JSON file keeping marks (slower than ``load_yaml``; for validation)."""
+    """Parse a YAML or JSON file keeping marks (for validation)."""
     shown = display(path, root)
-    text = _read_text(path, shown)
-    if path.suffix != ".json":
+    return _parsed(_read_text(path, shown), shown, json_text=path.suffix == ".json")
+
+
+# The documents last parsed, by their text: a command reads most files twice (to load the
+# project, then to validate it with marks) and parses each once. Only texts that parsed
+# are kept; every caller gets its own copy of the data.
+_PARSED: collections.OrderedDict[tuple[bool, str], Document] = collections.OrderedDict()
+_PARSED_KEPT = 64
+_PARSED_TEXT_MAX = 1 << 20
+
+
+def _parsed(text: str, shown: str, json_text: bool) -> Document:
+    key = (json_text, text)
+    known = _PARSED.get(key)
+    if known is None:
+        known = _parse_marked(text, shown, json_text)
+        if len(text) <= _PARSED_TEXT_MAX:
+            _PARSED[key] = known
+            if len(_PARSED) > _PARSED_KEPT:
+                _PARSED.popitem(last=False)
+    else:
+        _PARSED.move_to_end(key)
+    return Document(shown, copy.deepcopy(known.data), known.marks, known.key_marks)
+
+
+def _parse_marked(text: str, shown: str, json_text: bool) -> Document:
+    if not json_text:
         return _yaml_document(text, shown, functools.partial(_marked, Document(shown, None)))
     data = parse_json(text, shown)
     # The marks come from reading the JSON as YAML. Valid JSON holds tabs only as
@@ -472,18 +503,41 @@ def _marked(doc: Document, loader: Any, node: Any) -> Document:
     return doc
 
 
-def write_atomic(path: Path, content: str | bytes, private: bool = False) -> None:
-    """Write ``content`` to ``path`` through a temp file and rename; 0600 when private."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_problem(err: OSError) -> str:
+    """What an OS error while writing says, for a message (``no space left on device``)."""
+    said = err.strerror or str(err)
+    return said[:1].lower() + said[1:]
+
+
+def write_atomic(
+    path: Path, content: str | bytes, private: bool = False, root: Path | None = None
+) -> None:
+    """Write ``content`` to ``path`` through a temp file and rename; 0600 when private.
+
+    All or nothing: on failure (a full disk) the old file stays and no temp file is left,
+    and the error is one ``StepFailed`` naming ``path`` (relative to ``root``)."""
     data = content.encode("utf-8") if isinstance(content, str) else content
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next(p for p in (*reversed(path.parent.parents), path.parent) if not p.is_dir())
+        raise StepFailed(
+            f"a file is in the way of the folder for {path.name}; move it", display(blocker, root)
+        ) from None
+    except OSError as err:
+        raise StepFailed(write_problem(err), display(path, root)) from None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.chmod(tmp, 0o600 if private else 0o644)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise StepFailed(write_problem(err), display(path, root)) from None
         raise
 
 

@@ -146,7 +146,10 @@ class Index:
             if close
             else "; `trek listscripts` shows what it holds"
         )
-        raise BadInput(f"unknown script '{script_id}' in {self.name}{hint}", where or script_id)
+        raise BadInput(
+            f"unknown script {shown(script_id)} in {self.name}{hint}",
+            where or shown(script_id, quoted=False),
+        )
 
     def resolve(self, script_id: str, spec: SpecifierSet, where: str) -> Release:
         """The newest release of ``script_id`` that ``spec`` allows."""

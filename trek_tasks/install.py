@@ -29,9 +29,11 @@ from packaging.version import Version
 from trek_tasks.config import Config
 from trek_tasks.errors import BadInput, StepFailed, TrekError
 from trek_tasks.files import (
+    DISPLAY_MAX,
     Document,
     display,
     dump_json,
+    file_problem,
     load_json,
     load_marked,
     shown,
@@ -110,28 +112,31 @@ def requirement_from_entry(name: str, value: str, where: str) -> Requirement:
 
 def requirement_from_argument(text: str, root: Path) -> Requirement:
     """A command-line package: ``name``, ``name<spec>``, a URL or a zip path (from the cwd)."""
+    # the argument as a message shows it: cut when it would not fit on a line
+    where = text if text.isprintable() and len(text) <= DISPLAY_MAX else shown(text)
     if is_url(text):
-        return Requirement(text, text, None, location=text)
-    if _looks_like_path(text) or Path(text).is_file():
+        return Requirement(text, where, None, location=text)
+    if _looks_like_path(text) or file_problem(Path(text)) is None:  # no OSError: too long
         path = Path(text).resolve()
-        if not path.is_file():
-            raise BadInput("no such zip file", text)
+        problem = file_problem(path)
+        if problem is not None:
+            raise BadInput("no such zip file" if problem == "file not found" else problem, where)
         try:
             recorded = path.relative_to(root.resolve()).as_posix()
         except ValueError:
             recorded = str(path)
-        return Requirement(text, text, None, location=recorded)
+        return Requirement(text, where, None, location=recorded)
     match = _NAME_AND_SPEC.fullmatch(text)
     if not match:
         raise BadInput(
             "not a script name, a name with a version specifier (notification==0.5.0), "
             "a URL or a zip path",
-            text,
+            where,
         )
     reserved = reserved_problem(match.group(1))
     if reserved:
-        raise BadInput(reserved, text)
-    return Requirement(text, text, match.group(1), spec=_specifier(match.group(2), text))
+        raise BadInput(reserved, where)
+    return Requirement(text, where, match.group(1), spec=_specifier(match.group(2), where))
 
 
 @dataclass(frozen=True)
@@ -353,7 +358,10 @@ class Installer:
         else:
             path = Path(location) if Path(location).is_absolute() else self.root / location
             shown = display(path, self.root)
-            data = read_file(path, MAX_ARCHIVE_BYTES)
+            try:
+                data = read_file(path, MAX_ARCHIVE_BYTES)
+            except BadInput as err:  # said where the path was given (packages.json:3:21)
+                raise BadInput(f"{shown}: {err.message}", where) from None
         if sha256 is not None:
             verify(data, sha256, None, shown, "locked")
         return read_archive(data, shown)

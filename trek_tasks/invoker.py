@@ -8,8 +8,10 @@ read as ``trek_tasks.http``'s do and never show the event's token.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -56,15 +58,18 @@ class HttpInvoker:
         self.local = threading.local()
         self.opened: list[http.client.HTTPConnection] = []
         self.lock = threading.Lock()
+        self.closed = False
 
     def _connection(self, endpoint: Endpoint, timeout: float) -> http.client.HTTPConnection:
         pool: dict[Endpoint, http.client.HTTPConnection] = self.local.__dict__.setdefault(
             "pool", {}
         )
         conn = pool.get(endpoint)
-        if conn is None:
-            conn = pool[endpoint] = endpoint.connect(timeout)
-            with self.lock:
+        with self.lock:
+            if self.closed:  # the run was interrupted: no call starts, none is retried
+                raise StepFailed("interrupted")
+            if conn is None:
+                conn = pool[endpoint] = endpoint.connect(timeout)
                 self.opened.append(conn)
         conn.timeout = timeout
         if conn.sock is not None:
@@ -103,9 +108,16 @@ class HttpInvoker:
         return data
 
     def close(self) -> None:
-        """Close the connections of every thread that used this invoker."""
+        """Close the connections of every thread that used this invoker; a call still in
+        flight (a run interrupted) ends at once and its script sees the caller hang up."""
         with self.lock:
+            self.closed = True
             for conn in self.opened:
+                sock = conn.sock
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                conn.auto_open = 0  # a thread about to send cannot reconnect
                 conn.close()
             self.opened.clear()
 

@@ -7,11 +7,15 @@ one a project's ``dodo.py`` uses, so ``trek`` and ``doit`` share up-to-date stat
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
+import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from doit.cmd_base import ModuleTaskLoader, NamespaceTaskLoader
+from doit.cmd_run import Run
 from doit.doit_cmd import DoitMain
 
 from trek_tasks.errors import StepFailed, TrekError
@@ -37,6 +41,7 @@ class TrekReporter:
         self.failures: list[tuple[str, Any]] = []
         self.errors: list[str] = []
         self.executed: list[str] = []
+        self.state_error: sqlite3.Error | None = None  # doit's dep file (sqlite3) failed
 
     def _say(self, text: str) -> None:
         if self.verbose:
@@ -120,9 +125,11 @@ def run_tasks(
     ns = namespace(project.root, project, options)
     ns["DOIT_CONFIG"] = {**ns["DOIT_CONFIG"], "reporter": reporter}
     args = ["run", *(["--always-execute"] if always else []), *tasks]
-    code = DoitMain(ModuleTaskLoader(ns)).run(args)
+    code = TrekMain(ModuleTaskLoader(ns)).run(args)
     for name, fail in reporter.failures:
         raise failure_error(name, fail, verbose)
+    if reporter.state_error is not None:
+        raise dep_file_error(project, reporter.state_error)
     if reporter.errors or code != 0:
         raise StepFailed("; ".join(reporter.errors) or f"doit exited with code {code}")
     return reporter.executed
@@ -194,6 +201,44 @@ class ProjectLoader(NamespaceTaskLoader):
         config = dict(super().load_doit_config())
         config["reporter"] = CycleReporter(self.verbose)
         return config
+
+
+def dep_file_error(project: Project, err: sqlite3.Error) -> StepFailed:
+    """doit's dep file (``.trek/doit.db``) failing to open or save, as one line naming it."""
+    from trek_tasks.files import display, write_problem
+
+    path = project.state.dep_file
+    if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        problem = write_problem(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    elif not path.exists():
+        problem = "removed during the run; doit's record of what it ran is lost"
+    else:
+        problem = f"cannot save doit's state: {err}"
+    return StepFailed(problem, display(path, project.root))
+
+
+class TrekRun(Run):
+    """doit's ``run``, whose dep file failing (a full disk, ``.trek/`` removed meanwhile)
+    is the reporter's ``state_error``, not doit's traceback and exit code 3."""
+
+    def execute(self, params: Any, args: list[str]) -> Any:
+        try:
+            return super().execute(params, args)
+        except sqlite3.Error as err:  # only the dep file is SQLite (backend "sqlite3")
+            reporter = params.get("reporter")
+            if not isinstance(reporter, TrekReporter):
+                raise
+            reporter.state_error = err
+            return 3
+
+
+class TrekMain(DoitMain):
+    """doit with Trek's ``run`` command."""
+
+    def get_cmds(self) -> Any:
+        commands = super().get_cmds()
+        commands["run"] = TrekRun
+        return commands
 
 
 class WatchMain(DoitMain):

@@ -400,6 +400,7 @@ class AutoCommand(DoitCmdBase):
         watch = WatchSet()
         cycles = 0
         told = False
+        stopped = ""  # what Ctrl-C stopped, when a step says (``errors.Interrupted``)
         try:
             while not stop.is_set():
                 started = time.time()
@@ -417,12 +418,12 @@ class AutoCommand(DoitCmdBase):
                 changed = changed or watcher.wait()
                 wanted = " ".join(args or params.get("default_tasks") or ["all tasks"])
                 self._say(f"-- change: {describe(changed, watch)}; running {wanted}")
-        except KeyboardInterrupt:
-            pass
+        except KeyboardInterrupt as err:
+            stopped = str(err)
         finally:
             signal.signal(signal.SIGINT, previous)
             watcher.close()
-        self._say("-- stopped watching")
+        self._say(f"-- stopped watching ({stopped})" if stopped else "-- stopped watching")
         return INTERRUPTED
 
 

@@ -177,6 +177,13 @@ def did_you_mean(word: Any, choices: Iterable[Any]) -> str:
     return f"; did you mean {shown(options[close[0]])}?" if close else ""
 
 
+def listed(names: Iterable[Any], most: int = 10) -> str:
+    """``names`` for a message: each once, each ``shown``, the first ``most`` of them."""
+    unique = list(dict.fromkeys(shown(name, quoted=False) for name in names))
+    more = f", ... ({len(unique)} in all)" if len(unique) > most else ""
+    return ", ".join(unique[:most]) + more
+
+
 def _item_name(path: PathKey) -> str:
     if not path:
         return "the file"

@@ -16,7 +16,7 @@ from trek_tasks.names import reserved_problem
 from trek_tasks.paratypes import resolve_field
 from trek_tasks.project import Project
 from trek_tasks.validate.para import Para, sub_field, value_problem
-from trek_tasks.validate.schema import Report, did_you_mean, get_at, with_article
+from trek_tasks.validate.schema import Report, did_you_mean, get_at, listed, with_article
 
 _LEADING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MONTHS = {m: i for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)}
@@ -292,7 +292,7 @@ class GraphChecks:
         """Report bad edges; return the ones joining existing nodes (each pair once)."""
         good: list[Edge] = []
         seen: dict[tuple[str, str], Edge] = {}
-        known = ", ".join(n.id for n in self.workflow.nodes)
+        known = listed(n.id for n in self.workflow.nodes)
         for edge in self.workflow.edges:
             label, fine = f"edge {edge.source}->{edge.target}", True
             for end in ("source", "target"):
@@ -417,7 +417,7 @@ class GraphChecks:
         if para is None or not para.outputs or name is None or name.group() in para.outputs:
             return "", False
         hint = did_you_mean(name.group(), para.outputs) or (
-            f"; its outputs: {', '.join(para.outputs)}"
+            f"; its outputs: {listed(para.outputs)}"
         )
         return f"{para.id} (node {node_id}) has no output '{name.group()}'{hint}", False
 
@@ -457,7 +457,7 @@ class GraphChecks:
         head = prop.split(".")[0]
         if head not in para.inputs:
             hint = did_you_mean(head, para.inputs) or (
-                f"; its inputs: {', '.join(para.inputs)}" if para.inputs else "; it has no inputs"
+                f"; its inputs: {listed(para.inputs)}" if para.inputs else "; it has no inputs"
             )
             self.report.error(
                 where, f"{label} binds {shown(head)}, but {para.id} has no such input{hint}"
@@ -539,7 +539,7 @@ class GraphChecks:
                 continue
             edge = edges.get(key)
             if edge is None:
-                hint = did_you_mean(key, edges) or f"; edges: {', '.join(edges) or 'none'}"
+                hint = did_you_mean(key, edges) or f"; edges: {listed(edges) or 'none'}"
                 self.report.error(
                     doc.where((key,), key=True),
                     f"edge {shown(key, quoted=False)} does not exist in {self.doc.shown}{hint}",
