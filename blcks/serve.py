@@ -3,7 +3,11 @@
 The wire shape of an OpenFaaS function: POST the event JSON, get 200 with the outputs or
 an error status with `{code, msg}`. One thread per connection, HTTP/1.1 keep-alive; a
 connection idle for `--idle-timeout` seconds is closed, a body over 64 MiB answered 413.
-SIGTERM/SIGINT stop accepting, let in-flight calls finish, then exit 0.
+SIGTERM/SIGINT stop accepting, let in-flight calls finish, then exit 0; a call whose
+caller has hung up (an interrupted `trek run`) is not waited for: no one reads its answer.
+SIGHUP does the same, then re-executes the server in the same process (same pid, a
+container's pid 1 included), importing the handler afresh: a live update's restart.
+`/healthz` answers how many times it restarted so (`restarts`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ EXIT_LISTEN = 4
 MAX_BODY = 64 * 1024 * 1024  # bytes a request body may hold (as the local Marvin's)
 IDLE_TIMEOUT = 60.0  # seconds a kept-alive connection may wait for its next request
 DISCARD_SECONDS = 5.0  # how long a refused body is read and dropped, so the sender sees 413
+DRAIN_POLL = 0.02  # seconds between looks, while stopping, for callers that hung up
+RESTARTS_VAR = "BLCKS_SERVE_RESTARTS"  # how many SIGHUP re-executions led to this process
 
 
 class Script(NamedTuple):
@@ -82,6 +88,8 @@ class Server(ThreadingHTTPServer):
     """Counts calls in flight so a shutdown can wait for them."""
 
     allow_reuse_port = False  # a second server on the same port must fail, not share it
+    # Exiting joins no connection thread: ``drain`` has waited for the calls worth waiting for.
+    daemon_threads = True
 
     def __init__(
         self,
@@ -96,7 +104,7 @@ class Server(ThreadingHTTPServer):
         self.idle_timeout = idle_timeout
         self.stopping = False
         self._calls = threading.Condition()
-        self._in_flight = 0
+        self._in_flight: set[socket.socket] = set()  # the connections of the calls under way
         if ":" in host:
             self.address_family = socket.AF_INET6
         super().__init__((host, port), RequestHandler)
@@ -113,30 +121,33 @@ class Server(ThreadingHTTPServer):
         self.server_name = str(self.server_address[0])
         self.server_port = int(self.server_address[1])
 
-    def begin_call(self) -> bool:
+    def begin_call(self, connection: socket.socket) -> bool:
         with self._calls:
             if self.stopping:
                 return False
-            self._in_flight += 1
+            self._in_flight.add(connection)
             return True
 
-    def end_call(self) -> None:
+    def end_call(self, connection: socket.socket) -> None:
         with self._calls:
-            self._in_flight -= 1
+            self._in_flight.discard(connection)
             self._calls.notify_all()
 
     def stop(self) -> None:
         """Refuse new calls and end serve_forever (from a thread other than its own)."""
         with self._calls:
             self.stopping = True
-            in_flight = self._in_flight
+            in_flight = len(self._in_flight)
         with bound(CallContext(script=self.script.name)):
             blcks.logger.info("stopping, %d call(s) in flight", in_flight)
         self.shutdown()
 
     def drain(self) -> None:
+        """Wait until every call in flight has answered or its caller has hung up."""
         with self._calls:
-            self._calls.wait_for(lambda: self._in_flight == 0)
+            while not self._calls.wait_for(lambda: not self._in_flight, DRAIN_POLL):
+                if all(_hung_up(connection) for connection in self._in_flight):
+                    return
 
 
 class RequestHandler(BaseHTTPRequestHandler):
@@ -159,6 +170,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 "script": self.server.script.name,
                 "pid": os.getpid(),
                 "token": self.server.token,
+                "restarts": restarts(),
             }
             self._reply(200, _json(health))
         else:
@@ -177,14 +189,15 @@ class RequestHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(declared))
         if not _is_call(path):
             self._reply(404, _error(404, f"no route POST {path} (POST / or /function/<name>)"))
-        elif not self.server.begin_call():
+        elif not self.server.begin_call(self.connection):
             self._reply(503, _error(503, "the server is shutting down"), close=True)
         else:
             try:
                 context = {"path": self.path, "headers": dict(self.headers)}
                 self._reply(*self.server.script.invoke(body, context))
             finally:
-                self.server.end_call()  # after the reply: a shutdown waits for it to be sent
+                # After the reply: a shutdown waits for it to be sent.
+                self.server.end_call(self.connection)
 
     def _refuse_body(self, declared: str) -> None:
         """413 without reading the body into memory; then read and drop what the client
@@ -265,12 +278,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"blcks.serve: {problem}", file=sys.stderr)
         return EXIT_LISTEN
 
+    reexec: list[int] = []
+
     def on_signal(signum: int, frame: object) -> None:
+        if signum == signal.SIGHUP:
+            reexec.append(signum)
         # shutdown() waits for serve_forever, which runs in this (the main) thread.
         threading.Thread(target=server.stop, daemon=True).start()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"blcks {script.name} listening on http://{shown}:{server.server_port}", flush=True)
     with bound(CallContext(script=script.name)):
@@ -279,8 +296,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.drain()
         finally:
             server.server_close()
-        blcks.logger.info("stopped")
+        blcks.logger.info("restarting" if reexec else "stopped")
+    if reexec:
+        os.environ[RESTARTS_VAR] = str(restarts() + 1)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        again = [*(sys.argv[1:] if argv is None else argv), "--port", str(server.server_port)]
+        os.execv(sys.executable, [sys.executable, "-m", "blcks.serve", *again])  # the last --port
     return 0
+
+
+def restarts() -> int:
+    """How many SIGHUP re-executions this server has been through."""
+    value = os.environ.get(RESTARTS_VAR, "")
+    return int(value) if value.isdigit() else 0
+
+
+def _hung_up(connection: socket.socket) -> bool:
+    """Whether the peer of ``connection`` has closed it (read side at end of stream)."""
+    try:
+        return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def _is_call(path: str) -> bool:

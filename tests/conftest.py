@@ -16,7 +16,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -284,3 +286,83 @@ def redis_server() -> Iterator[int]:
     yield port
     proc.terminate()
     proc.wait(timeout=10)
+
+
+# Docker: the daemon at DOCKER_HOST (else Docker's default socket), a registry and a base
+# image. `.ci/docker.sh` provides all three in CI and sets TREK_REQUIRE_DOCKER=1, so there a
+# missing one fails instead of skipping. The registry is TREK_TEST_REGISTRY (host:port) with
+# TREK_TEST_REGISTRY_USER/_PASSWORD; the base image TREK_BASE_IMAGE.
+REQUIRE_DOCKER = os.environ.get("TREK_REQUIRE_DOCKER", "") not in ("", "0")
+BASE_IMAGE = os.environ.get("TREK_BASE_IMAGE", "trek-base/python:3.11")
+
+
+def docker_missing(reason: str) -> None:
+    """Skip with ``reason``; fail instead where Docker is required (CI)."""
+    if REQUIRE_DOCKER:
+        pytest.fail(f"TREK_REQUIRE_DOCKER=1 but {reason}")
+    pytest.skip(reason)
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A registry the tests push to: ``address`` is host:port."""
+
+    address: str
+    user: str
+    password: str
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    """A client of the real Docker daemon."""
+    try:
+        import docker
+    except ImportError:
+        docker_missing("the docker package is not installed")
+    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if where.startswith("unix://"):  # asked first: the SDK leaks the socket of a failed try
+        with socket.socket(socket.AF_UNIX) as sock:
+            try:
+                sock.connect(where.removeprefix("unix://"))
+            except OSError as err:
+                docker_missing(f"no Docker daemon at {where} ({err.strerror})")
+    try:
+        client = docker.from_env(timeout=120)  # asks the daemon its API version
+    except docker.errors.DockerException as err:
+        docker_missing(f"no Docker daemon at {where} ({type(err).__name__})")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    address = os.environ.get("TREK_TEST_REGISTRY", "")
+    if not address:
+        docker_missing("no test registry (set TREK_TEST_REGISTRY=host:port)")
+    user = os.environ.get("TREK_TEST_REGISTRY_USER", "")
+    password = os.environ.get("TREK_TEST_REGISTRY_PASSWORD", "")
+    if not (user and password):  # the push tests check refused logins too
+        docker_missing(
+            "the test registry must ask for a login: set TREK_TEST_REGISTRY_USER/_PASSWORD"
+        )
+    return Registry(address, user, password)
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client: Any) -> str:
+    """The base image of script images, present in the daemon (nothing is pulled)."""
+    import docker
+
+    try:
+        docker_client.images.get(BASE_IMAGE)
+    except docker.errors.ImageNotFound:
+        docker_missing(f"base image {BASE_IMAGE} is not in the daemon (see .ci/docker.sh)")
+    return BASE_IMAGE
+
+
+@pytest.fixture
+def docker_project(project: Path, base_image: str, registry: Registry) -> Path:
+    """The example project set to build on ``base_image`` for ``registry``."""
+    set_config(project, blcks_base_image=base_image, docker_registry=registry.address)
+    set_config(project, router_port=0)
+    return project

@@ -333,7 +333,7 @@ def test_event_that_is_not_an_object_answers_400(multi: Served) -> None:
 def test_healthz(multi: Served) -> None:
     assert request(multi.port, "GET", "/healthz") == (
         200,
-        {"status": "ok", "script": "multi", "pid": multi.proc.pid, "token": ""},
+        {"status": "ok", "script": "multi", "pid": multi.proc.pid, "token": "", "restarts": 0},
     )
 
 
@@ -403,6 +403,66 @@ def test_signal_lets_the_call_in_flight_finish_then_exits_0(
         ("stopping, 1 call(s) in flight", "slow"),
         ("stopped", "slow"),
     ]
+
+
+def test_a_call_whose_caller_hung_up_is_not_waited_for_on_sigterm(
+    start: Callable[..., Served], tmp_path: Path
+) -> None:
+    served = start(SLOW)
+    marker = tmp_path / "inside"
+    inputs = {"marker": str(marker), "release": str(tmp_path / "never")}
+    body = json.dumps(make_event(inputs)).encode()
+    with socket.create_connection(("127.0.0.1", served.port)) as caller:
+        caller.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        wait_for(marker, served.proc)
+    served.proc.send_signal(signal.SIGTERM)  # the call never ends; nobody waits for it
+    assert served.proc.wait(GUARD) == 0
+    records = [json.loads(line) for line in served.log.read_text().splitlines()]
+    assert [r["message"] for r in records[-2:]] == ["stopping, 1 call(s) in flight", "stopped"]
+
+
+VERSIONED = """
+from blcks import blcks
+from handler import helpers
+
+FAAS_METHOD_NAME = "versioned"
+
+
+@blcks
+def main(event, context):
+    pass
+
+
+@blcks.script(FAAS_METHOD_NAME)
+def process():
+    return {"version": helpers.VERSION}
+"""
+
+
+def test_sighup_reexecutes_in_the_same_process_with_the_edited_handler(
+    start: Callable[..., Served], tmp_path: Path
+) -> None:
+    served = start(VERSIONED, files={"handler/helpers.py": "VERSION = 1\n"}, TREK_PROCESS_TOKEN="t")
+    assert post(served.port, make_event({})) == (200, {"version": 1})
+    (tmp_path / "s0" / "handler" / "helpers.py").write_text("VERSION = 2\n")
+    served.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + GUARD
+    health: dict[str, Any] = {}
+    while health.get("restarts") != 1:
+        assert served.proc.poll() is None, served.log.read_text()
+        assert time.monotonic() < deadline, "never restarted"
+        try:
+            health = request(served.port, "GET", "/healthz")[1]
+        except (OSError, http.client.HTTPException):  # the old server going, the new coming
+            time.sleep(0.01)
+    assert (health["pid"], health["token"]) == (served.proc.pid, "t")  # same process
+    assert post(served.port, make_event({})) == (200, {"version": 2})
+    messages = [json.loads(line)["message"] for line in served.log.read_text().splitlines()]
+    assert "restarting" in messages and "stopped" not in messages
 
 
 def run_serve(folder: Path, port: int) -> subprocess.CompletedProcess[str]:

@@ -1071,6 +1071,28 @@ def test_port_in_use_is_reported(tmp_path: Path) -> None:
     assert not (tmp_path / "m.db").exists()
 
 
+def test_listen_addresses_serve_on_the_same_port_and_a_taken_one_is_reported(
+    tmp_path: Path,
+) -> None:
+    inventory = load_inventory(tmp_path / "none.yml")
+    with MarvinServer(tmp_path / "m.db", inventory, SECRET, listen=("127.0.0.2",)) as server:
+        port = urlsplit(server.url).port
+        for host in ("127.0.0.1", "127.0.0.2"):  # both loopback, as the bridge gateway is local
+            assert call(f"http://{host}:{port}", "GET", "/healthz").status == 200
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.2", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        server = MarvinServer(
+            tmp_path / "n.db", inventory, SECRET, port=taken, listen=("127.0.0.2",)
+        )
+        with pytest.raises(PortInUse) as info:
+            server.start()
+    assert str(info.value).startswith(f"127.0.0.2:{taken}: port {taken} is already in use")
+    with socket.socket() as again:  # the address bound first was let go
+        again.bind(("127.0.0.1", taken))
+
+
 # --- the command line, as a real subprocess ---------------------------------------------
 
 

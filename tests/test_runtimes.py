@@ -3,8 +3,10 @@ the local runtime's process identity is checked on its own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -62,8 +64,37 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "store"
 
 
+def needs(name: str, request: pytest.FixtureRequest, isolated_home: Path) -> Iterator[None]:
+    """What runtime ``name`` needs beyond a store: for docker the daemon and base image
+    (the global config names them; the echo image is removed afterwards)."""
+    if name != "docker":
+        yield
+        return
+    base_image = request.getfixturevalue("base_image")
+    client = request.getfixturevalue("docker_client")
+    registry = f"{request.getfixturevalue('registry').address}/trek-conformance"
+    config = isolated_home / ".trek" / "config.json"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(json.dumps({"blcks_base_image": base_image, "docker_registry": registry}))
+    yield
+    for image in client.images.list(name=f"{registry}/echo"):
+        for tag in image.tags:  # untagged, the image goes unless someone else tagged it
+            client.images.remove(tag)
+
+
 @pytest.mark.parametrize("name", sorted(RUNTIMES))
-def test_runtime_conformance(name: str, tmp_path: Path, store: Path) -> None:
+def test_runtime_conformance(
+    name: str,
+    tmp_path: Path,
+    store: Path,
+    request: pytest.FixtureRequest,
+    isolated_home: Path,
+) -> None:
+    with contextlib.contextmanager(needs)(name, request, isolated_home):
+        conformance(name, tmp_path)
+
+
+def conformance(name: str, tmp_path: Path) -> None:
     runtime: Runtime = load_runtime(name)
     assert runtime.name == name
     script = echo_script(tmp_path)

@@ -421,10 +421,8 @@ GRAPH_CASES = {
         [
             "src/graph.yml:46:11: node id '3' is already used at src/graph.yml:35:11; "
             "give each node its own id",
-            "src/graph.yml:74:15: edge 4->5: target node '5' does not exist "
-            "(nodes: 0, 1, 2, 3, 4, 3)",
-            "src/graph.yml:91:15: edge 5->1: source node '5' does not exist "
-            "(nodes: 0, 1, 2, 3, 4, 3)",
+            "src/graph.yml:74:15: edge 4->5: target node '5' does not exist (nodes: 0, 1, 2, 3, 4)",
+            "src/graph.yml:91:15: edge 5->1: source node '5' does not exist (nodes: 0, 1, 2, 3, 4)",
         ],
     ),
     "edge to a missing node": (
@@ -862,7 +860,8 @@ def test_packages_lock_and_config_errors(ref: Path) -> None:
         ".trek/config.json:1:2: unknown key 'routerport'; did you mean 'router_port'?",
         ".trek/config.json:2:17: 'router_port' must be a port number from 1 to 65535, "
         "or 0 for any free port",
-        ".trek/config.json:3:13: 'runtime' must be one of local, not 'dockr'",
+        ".trek/config.json:3:13: 'runtime' must be one of local, docker, not 'dockr'; "
+        "did you mean 'docker'?",
         ".trek/config.json:4:16: 'A' must be a string, a number or a boolean (it becomes an "
         "environment variable)",
         ".trek/config.json:5:16: 'marvin_url' must be an http(s) URL such as "
@@ -921,14 +920,16 @@ def test_validation_inputs_lists_what_validation_reads(ref: Path) -> None:
 
 
 def test_write_validated_records_warnings(ref: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    target = ref / ".trek" / "validated.json"
-    write_validated(Project.load(ref), target)
     from trek_tasks import __version__
+    from trek_tasks.events import attached
+    from trek_tasks.reporter import Terminal
 
+    target = ref / ".trek" / "validated.json"
+    lines: list[str] = []
+    with attached(Terminal(lines.append, lines.append)):  # what a command's reporter prints
+        write_validated(Project.load(ref), target)
     assert json.loads(target.read_text()) == {"trek": __version__, "warnings": REFERENCE_WARNINGS}
-    assert capsys.readouterr().err.splitlines() == [
-        f"trek: warning: {w}" for w in REFERENCE_WARNINGS
-    ]
+    assert lines == [f"trek: warning: {w}" for w in REFERENCE_WARNINGS]
     edit(G, "id: notification", "id: notifcation")
     target.unlink()
     with pytest.raises(ManyErrors):

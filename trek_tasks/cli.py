@@ -40,6 +40,10 @@ COMMANDS = {
     "gc": "environment:gc",
     "pack": "ship:pack",
     "packblcks": "ship:packblcks",
+    "build": "ship:build",
+    "buildblcks": "ship:buildblcks",
+    "push": "ship:push",
+    "pushblcks": "ship:pushblcks",
 }
 
 
@@ -76,6 +80,11 @@ def cli() -> None:
     """Trek on doit: write, run and ship Marvin workflows with incremental tasks."""
 
 
+def interrupted_line(err: KeyboardInterrupt) -> str:
+    """The one line after Ctrl-C: what it stopped, when the step says (``Interrupted``)."""
+    return f"Interrupted: {err}" if str(err) else "Interrupted."
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (bad input 2, failed step 1, Ctrl-C 130)."""
     session = Session()
@@ -91,11 +100,14 @@ def main(argv: list[str] | None = None) -> int:
             if problem.detail:
                 click.echo(problem.detail, err=True)
         return err.exit_code
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+    except click.exceptions.Abort as err:
+        # click turns Ctrl-C into Abort (after a newline, so the line starts clean).
+        cause = err.__cause__
+        said = interrupted_line(cause) if isinstance(cause, KeyboardInterrupt) else "Aborted."
+        click.echo(said, err=True)
         return INTERRUPTED
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
+    except KeyboardInterrupt as err:
+        click.echo(interrupted_line(err), err=True)
         return INTERRUPTED
     except click.UsageError as err:
         command_path = err.ctx.command_path if err.ctx else "trek"

@@ -20,6 +20,11 @@ from trek_tasks.kinds import code_base_defaults
 from trek_tasks.state import STATE_DIR
 
 CONFIG_NAME = Path(STATE_DIR) / "config.json"
+# What ``docker_registry`` and ``blcks_base_image`` mean when unset (they default to "", like
+# every key Trek wrote empty): the registry of a local ``docker run registry:2`` and the
+# official slim Python image a user with an ordinary Docker has or can pull.
+DEFAULT_REGISTRY = "localhost:5000"
+DEFAULT_BASE_IMAGE = "python:3.11-slim"
 
 DEFAULTS: dict[str, Any] = {
     "marvin_url": "",
@@ -39,6 +44,8 @@ DEFAULTS: dict[str, Any] = {
     "runtime": "local",
     "blcks_base_image": "",
     "docker_registry": "",
+    "docker_username": "",
+    "docker_password": "",
 }
 # A script kind brings its code-base key (default ``src/<kind>``) unless SPEC names it above.
 DEFAULTS.update({k: v for k, v in code_base_defaults().items() if k not in DEFAULTS})
@@ -49,7 +56,7 @@ PATH_KEYS = frozenset(
     {"input_data_path", "input_event_path", "local_inventory_file", *code_base_defaults()}
 )
 OBJECT_KEYS = frozenset({"envs"})
-CREDENTIAL_KEYS = frozenset({"marvin_JWT", "marvin_secret"})
+CREDENTIAL_KEYS = frozenset({"marvin_JWT", "marvin_secret", "docker_password"})
 
 
 def global_config_path() -> Path:
@@ -71,6 +78,11 @@ class Config:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
+
+    def overridden(self, key: str, value: Any) -> Config:
+        """These settings with ``key`` set by the command line (``--runtime docker``), for
+        one command; no file holds it."""
+        return Config({**self.values, key: value}, {**self.sources, key: None}, self.files)
 
     def checked(self, key: str) -> Any:
         """The value of ``key`` checked against the config schema (the rule ``trek

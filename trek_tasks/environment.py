@@ -24,7 +24,15 @@ from trek_tasks.files import content_digest, write_atomic
 from trek_tasks.progress import GcReport
 from trek_tasks.project import Project, Script
 from trek_tasks.runtimes import CONFIG_CHOICES, RUNTIMES, process
-from trek_tasks.runtimes.base import Handle, Runtime, changed_files, file_digests, sdk_hash
+from trek_tasks.runtimes.base import (
+    Gone,
+    Handle,
+    LiveUpdater,
+    Runtime,
+    changed_files,
+    file_digests,
+    sdk_hash,
+)
 from trek_tasks.state import store_dir
 
 MARVIN_READY_TIMEOUT = 15.0
@@ -59,11 +67,27 @@ class Environment:
     def __init__(self, project: Project, runtime: Runtime | None = None) -> None:
         self.project = project
         self.runtime = runtime or load_runtime(str(project.config["runtime"]))
+        self._runtimes = {self.runtime.name: self.runtime}
         self.state = project.state
         self.dir = self.state.env_dir
         self.identity = self.state.identity
 
     # scripts ---------------------------------------------------------------
+
+    def runtime_of(self, handle: Handle) -> Runtime:
+        """The runtime that started ``handle``: it checks, reads and stops it, also after
+        the project (or ``--runtime``) chose another one."""
+        if handle.runtime not in self._runtimes and handle.runtime in RUNTIMES:
+            self._runtimes[handle.runtime] = load_runtime(handle.runtime)
+        return self._runtimes.get(handle.runtime, self.runtime)
+
+    def runtimes(self) -> list[Runtime]:
+        """The project's runtime and those its saved handles name."""
+        for script_id in self.started_ids():
+            handle = self.handle(script_id)
+            if handle is not None:
+                self.runtime_of(handle)
+        return list(self._runtimes.values())
 
     def handle_path(self, script_id: str) -> Path:
         return self.state.handle(script_id)
@@ -86,7 +110,7 @@ class Environment:
         last log file (kept after a stop; never followed)."""
         handle = self.handle(script_id)
         if handle is not None:
-            yield from self.runtime.logs(handle, follow, tail)
+            yield from self.runtime_of(handle).logs(handle, follow, tail)
         else:
             yield from process.tail_lines(self.log_path(script_id), tail)
 
@@ -112,7 +136,8 @@ class Environment:
             return "process lost"
         changed = changed_files(handle.files, file_digests(script))
         if changed:
-            return f"{', '.join(changed)} changed"
+            how = " (live update)" if self.live_updater(script, handle) else ""
+            return f"{', '.join(changed)} changed{how}"
         if handle.sdk != sdk_hash():
             return "SDK changed"
         if handle.env_key != self.runtime.env_key(script):
@@ -121,15 +146,51 @@ class Environment:
             return "config envs changed"
         return None
 
+    def live_updater(self, script: Script, handle: Handle) -> LiveUpdater | None:
+        """The runtime that can put ``script``'s edits into ``handle``'s server in place,
+        or None: the project's runtime must live-update, have started ``handle``, and only
+        files may have changed (not requirements, SDK or config envs)."""
+        runtime = self.runtime
+        if (
+            isinstance(runtime, LiveUpdater)
+            and handle.runtime == runtime.name
+            and changed_files(handle.files, file_digests(script))
+            and handle.env_key == runtime.env_key(script)
+            and handle.sdk == sdk_hash()
+            and handle.envs_hash == self.envs_hash(self.script_env(script))
+        ):
+            return runtime
+        return None
+
+    def live_update(self, updater: LiveUpdater, script: Script, handle: Handle) -> Handle | None:
+        """Apply ``script``'s edits to ``handle``'s server in place; None (and said:
+        ``LiveUpdateFellBack``) when what it names no longer runs."""
+        from trek_tasks.events import emit
+        from trek_tasks.progress import LiveUpdateFellBack
+
+        try:
+            updated = updater.update(handle, script)
+        except Gone as err:
+            emit(LiveUpdateFellBack(script.id, err.message))
+            return None
+        write_atomic(self.handle_path(script.id), updated.dump())
+        return updated
+
     def up(self, script: Script) -> Handle:
-        """(Re)start ``script``.
+        """(Re)start ``script``, by live update when only its files changed and the
+        runtime can (``live_updater``).
 
         A running old process keeps serving until the new one is ready on another port,
         then it is asked to stop without waiting: a restart costs one start, not a stop
         and a start. A dead one leaves its port to the new process.
         """
         old = self.handle(script.id)
-        old_running = old is not None and self.runtime.healthy(old)
+        updater = self.live_updater(script, old) if old is not None else None
+        if old is not None and updater is not None:
+            updated = self.live_update(updater, script, old)
+            if updated is not None:
+                return updated
+        old_running = old is not None and self.runtime_of(old).healthy(old)
         self.stop_strays(script.id, keep=old if old_running else None)
         self.record_envs()
         envs = self.script_env(script)
@@ -139,16 +200,16 @@ class Environment:
         handle = replace(handle, envs_hash=self.envs_hash(envs), sdk=sdk_hash())
         write_atomic(self.handle_path(script.id), handle.dump())
         if old is not None:
-            self.runtime.stop(old, wait=not old_running)
+            self.runtime_of(old).stop(old, wait=not old_running)
         return handle
 
     def down(self, script_id: str) -> bool:
         """Stop one script, and any copy of it a lost handle left; False when none ran."""
         handle = self.handle(script_id)
         self.handle_path(script_id).unlink(missing_ok=True)
-        running = handle is not None and self.runtime.healthy(handle)
+        running = handle is not None and self.runtime_of(handle).healthy(handle)
         if handle is not None:
-            self.runtime.stop(handle)
+            self.runtime_of(handle).stop(handle)
         return self.stop_strays(script_id) or running
 
     def stop_strays(self, script_id: str, keep: Handle | None = None) -> bool:
@@ -175,14 +236,16 @@ class Environment:
         logged = {p.stem for p in self.dir.glob("*.log")} if self.dir.is_dir() else set()
         return sorted({*self.started_ids(), *logged} - {MARVIN_ROLE})
 
+    def running_ids(self) -> list[str]:
+        """Scripts running for this project, by handle or found by identity (a state
+        file lost or deleted with ``.trek/`` still leaves them to stop)."""
+        found = (h.script_id for r in self.runtimes() for h in r.leftovers(self.identity))
+        return sorted({*self.started_ids(), *found})
+
     def unused_ids(self) -> list[str]:
-        """Scripts running for this project (by handle or found by identity) that the
-        graph no longer uses."""
-        running = {
-            *self.started_ids(),
-            *(h.script_id for h in self.runtime.leftovers(self.identity)),
-        }
-        return sorted(running - {script.id for script in self.project.used_scripts()})
+        """Scripts running for this project that the graph no longer uses."""
+        used = {script.id for script in self.project.used_scripts()}
+        return [script_id for script_id in self.running_ids() if script_id not in used]
 
     def install_env(self, script: Script) -> None:
         """Build ``script``'s environment unless it is usable, noting in the store that
@@ -258,7 +321,13 @@ class Environment:
             return f"{self.inventory.name} changed"
         if self.served_secret() != self.secret():
             return "marvin_secret changed"
+        if state.get("listen", []) != list(self.runtime.marvin_hosts()):
+            return f"the {self.runtime.name} runtime needs it on {self.listen_shown()}"
         return None
+
+    def listen_shown(self) -> str:
+        """The addresses the local Marvin listens on for the project's runtime."""
+        return ", ".join(("127.0.0.1", *self.runtime.marvin_hosts()))
 
     def served_secret(self) -> str | None:
         """The secret the running local Marvin read when it started (its secret file)."""
@@ -326,6 +395,7 @@ class Environment:
             "router_port": wanted,
             "inventory": self.inventory_digest(),
             "project": self.identity,
+            "listen": list(self.runtime.marvin_hosts()),
         }
         write_atomic(self.state.marvin_state, json.dumps(state) + "\n")
         if wanted and port != wanted:
@@ -349,6 +419,7 @@ class Environment:
                 str(port),
                 "--secret-file",
                 str(self.state.marvin_secret_run),
+                *(arg for host in self.runtime.marvin_hosts() for arg in ("--listen", host)),
             ],
             port=port,
             name="local Marvin",
@@ -379,16 +450,18 @@ class Environment:
     def leftovers(self) -> list[str]:
         """What of ours runs for this project, named by a state file or not (script ids,
         "local Marvin")."""
-        scripts = [handle.script_id for handle in self.runtime.leftovers(self.identity)]
+        scripts = [h.script_id for r in self.runtimes() for h in r.leftovers(self.identity)]
         return scripts + ["local Marvin" for _ in process.find(self.identity, MARVIN_ROLE)]
 
     def shutdown_all(self) -> list[str]:
         """Stop every script, the local Marvin and any stray process of ours."""
+        runtimes = self.runtimes()  # before down() removes the handles naming them
         stopped = [sid for sid in self.started_ids() if self.down(sid)]
         if self.marvin_down():
             stopped.append("local Marvin")
-        for handle in self.runtime.leftovers(self.identity):
-            self.runtime.stop(handle)
+        for runtime in runtimes:
+            for handle in runtime.leftovers(self.identity):
+                runtime.stop(handle)
         for found in process.find(self.identity, MARVIN_ROLE):
             process.stop(found.pid, found.token, found.project)
         return stopped

@@ -60,6 +60,7 @@ class HttpError(StepFailed):
         detail: str = "",
         why: str = "",
         connected: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.method = method
         self.url = url
@@ -68,6 +69,7 @@ class HttpError(StepFailed):
         self.detail = detail
         self.why = why
         self.connected = connected
+        self.headers: Mapping[str, str] = headers or {}  # of the answer (a 401's challenge)
         super().__init__(f"{method} {url}: {self.summary}")
 
     @property
@@ -158,6 +160,10 @@ def detail_of(body: bytes) -> str:
         for key in ("msg", "message", "error", "detail"):
             if isinstance(data.get(key), str) and data[key]:
                 return str(data[key])[:_DETAIL_CHARS]
+        listed = data.get("errors")  # a registry's (OCI distribution API) error list
+        if isinstance(listed, list) and listed and isinstance(listed[0], dict):
+            if isinstance(listed[0].get("message"), str) and listed[0]["message"]:
+                return str(listed[0]["message"])[:_DETAIL_CHARS]
     lines = body.decode(errors="replace").strip().splitlines()
     return lines[0][:_DETAIL_CHARS] if lines else ""
 
@@ -196,13 +202,16 @@ class _Call:
             return self._error("not a usable URL")
         return self._error(type(err).__name__)
 
-    def answered(self, status: int, phrase: str, body: bytes) -> HttpError:
+    def answered(
+        self, status: int, phrase: str, body: bytes, headers: Mapping[str, str]
+    ) -> HttpError:
         return HttpError(
             self.method,
             self.url,
             status,
             scrub(phrase, self.secrets),
             scrub(detail_of(body), self.secrets),
+            headers=headers,
         )
 
     def gave_up(self, why: str) -> HttpError:
@@ -297,7 +306,7 @@ def _send(
                 content = response.content
             except requests.RequestException:
                 content = b""
-        raise call.answered(response.status_code, response.reason or "", content)
+        raise call.answered(response.status_code, response.reason or "", content, response.headers)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 

@@ -143,7 +143,7 @@ def shutdownenv(project: Project, actions: tuple[str, ...], all_: bool) -> None:
     """Stop the named scripts, or (none named, or ``all_``) everything and the local Marvin."""
     env = Environment(project)
     if all_ or not actions:
-        for script_id in env.started_ids():
+        for script_id in env.running_ids():
             emit(Stopping(f"blcks {script_id}"))
         if env.marvin_running():
             emit(Stopping("local Marvin"))
@@ -251,8 +251,8 @@ class RecordWriter:
 def save_record(project: Project, result: RunResult) -> Path:
     path = project.state.run_record(result.run_id)
     text = dump_json(result.to_json())
-    write_atomic(path, text)
-    write_atomic(project.state.last_run, text)
+    write_atomic(path, text, root=project.root)
+    write_atomic(project.state.last_run, text, root=project.root)
     return path
 
 

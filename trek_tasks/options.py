@@ -14,3 +14,4 @@ class TaskOptions:
     reuse: bool = False  # take unchanged nodes' outputs from the last run record
     always_run: bool = False  # run the workflow even when nothing it reads changed
     auto_pos: bool = False  # pack:workflow lays out node positions
+    runtime: str = ""  # --runtime: where scripts run for this command ("" = config's runtime)

@@ -74,6 +74,15 @@ class Stopping:
 
 
 @dataclass(frozen=True)
+class LiveUpdateFellBack:
+    """A live update of ``script_id`` could not be applied (``why``: what it was meant for
+    no longer runs); the script is started anew instead."""
+
+    script_id: str
+    why: str
+
+
+@dataclass(frozen=True)
 class MarvinMoved:
     """The local Marvin listens on ``port`` because another process holds ``router_port``:
     one of ours for ``project`` in ``role`` (``marvin``, ``script:<id>``), or "" unknown."""
@@ -227,3 +236,82 @@ class GcReport:
     @property
     def freed(self) -> int:
         return sum(env.size for env in self.removed)
+
+
+@dataclass(frozen=True)
+class ImageBuilding:
+    """A script's image is being made (built, or tagged from an image of equal content)."""
+
+    script_id: str
+    handler: Path  # the script's handler/ folder
+
+
+@dataclass(frozen=True)
+class WheelhouseReady:
+    """The wheels of a script's requirements for the image's Python are at hand
+    (``seconds``: resolving and downloading them, or finding them in the store)."""
+
+    script_id: str
+    target: str  # "Python 3.11.2 (manylinux_2_36_x86_64)"
+    wheels: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ImageStep:
+    """The build went on to a step of the Dockerfile (``Step 3/9 : COPY ...``, shortened)."""
+
+    script_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ImageCurrent:
+    """The daemon has the script's image of its current content under ``tag`` already."""
+
+    script_id: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class ImageBuilt:
+    """The script's image is tagged ``tag``; ``reused``: an image of equal content was
+    tagged, nothing was built."""
+
+    script_id: str
+    tag: str
+    reused: bool
+
+
+@dataclass(frozen=True)
+class PushStarted:
+    """A script's image is being pushed to the registry its tag names."""
+
+    script_id: str
+    image: str  # the tag: <docker_registry>/<id>:<version>
+
+
+@dataclass(frozen=True)
+class LayerPushing:
+    """A layer the registry does not have yet started going up."""
+
+    layer: str  # the short layer id the daemon reports
+    size: int  # bytes, 0 when the daemon did not say
+
+
+@dataclass(frozen=True)
+class LayerPushed:
+    """A layer is in the registry: pushed, there already, or mounted from another repository."""
+
+    layer: str
+    status: str  # the daemon's words: "Pushed", "Layer already exists", "Mounted from x"
+
+
+@dataclass(frozen=True)
+class ImagePushed:
+    """The registry holds ``image`` now: the manifest ``digest`` naming config ``image_id``."""
+
+    image: str
+    image_id: str
+    digest: str
+    seconds: float

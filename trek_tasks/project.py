@@ -7,7 +7,7 @@ project unreadable (no manifest, unparsable files) raises here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from trek_tasks.config import PATH_KEYS, Config
@@ -54,7 +54,7 @@ def find_root(start: Path) -> Path:
     """The nearest folder at or above ``start`` holding ``manifest.json``."""
     start = start.resolve()
     for folder in (start, *start.parents):
-        if (folder / MANIFEST).is_file():
+        if file_problem(folder / MANIFEST) is None:  # no OSError for a path too long
             return folder
     raise BadInput(
         "not a Trek project (no manifest.json here or above); "
@@ -223,6 +223,11 @@ class Project:
             installed=scan_scripts(root / INSTALLED_DIR, installed=True),
             packages=packages if isinstance(packages, dict) else {},
         )
+
+    def with_runtime(self, name: str) -> Project:
+        """This project with its scripts on runtime ``name`` for one command (``--runtime``;
+        "" keeps the configured one)."""
+        return replace(self, config=self.config.overridden("runtime", name)) if name else self
 
     @property
     def name(self) -> str:

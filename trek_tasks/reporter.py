@@ -174,6 +174,9 @@ class Terminal:
         why = f" ({event.reason})" if event.reason else "..."
         self.out(f"closing {event.label}{why}")
 
+    def on_LiveUpdateFellBack(self, event: step.LiveUpdateFellBack) -> None:
+        self.out(f"live update of {event.script_id} impossible: {event.why}; starting it anew")
+
     def on_MarvinMoved(self, event: step.MarvinMoved) -> None:
         if not event.project:
             holder = "another program"
@@ -250,6 +253,39 @@ class Terminal:
 
     def on_WatchError(self, event: step.WatchError) -> None:
         self.err(event.text)
+
+    def on_ImageBuilding(self, event: step.ImageBuilding) -> None:
+        self.out(f"Build blcks: {event.script_id}")
+        self.out(f"Path: {_shown(event.handler)}")
+
+    def on_WheelhouseReady(self, event: step.WheelhouseReady) -> None:
+        self.out(f"  wheelhouse: {event.wheels} wheels for {event.target}, {event.seconds:.1f} s")
+
+    def on_ImageStep(self, event: step.ImageStep) -> None:
+        self.out(f"  {event.text}")
+
+    def on_ImageCurrent(self, event: step.ImageCurrent) -> None:
+        self.out(f"{event.script_id}: {event.tag} is up to date")
+
+    def on_ImageBuilt(self, event: step.ImageBuilt) -> None:
+        same = " (an image of the same content)" if event.reused else ""
+        self.out(f"Successfully tagged {event.tag}{same}")
+        self.out("Blcks image complete.")
+
+    def on_PushStarted(self, event: step.PushStarted) -> None:
+        self.out(f"Push blcks: {event.script_id}")
+        self.out(f"Push image: {event.image}")
+
+    def on_LayerPushing(self, event: step.LayerPushing) -> None:
+        size = f" {event.size / 1e6:.1f} MB" if event.size >= 1e6 else ""  # not "0.0 MB"
+        self.out(f"  {event.layer}: pushing{size}")
+
+    def on_LayerPushed(self, event: step.LayerPushed) -> None:
+        self.out(f"  {event.layer}: {event.status}")
+
+    def on_ImagePushed(self, event: step.ImagePushed) -> None:
+        digest = event.digest or event.image_id
+        self.out(f"Pushed {event.image} ({digest}) in {event.seconds:.1f} s")
 
     def on_DownloadStarted(self, event: step.DownloadStarted) -> None:
         import click

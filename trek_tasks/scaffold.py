@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from trek_tasks.config import CONFIG_NAME, Config, write_file
+from trek_tasks.config import CONFIG_NAME, DEFAULT_REGISTRY, Config, write_file
 from trek_tasks.errors import BadInput
 from trek_tasks.files import display, ignored, load_yaml
 from trek_tasks.kinds import ScriptKind, load_kind
@@ -35,7 +35,6 @@ from trek_tasks.resources import templates_dir, trek_requirement
 if TYPE_CHECKING:
     import jinja2
 
-DEFAULT_REGISTRY = "localhost:5000"
 MARVIN_KEYS = ("marvin_url", "marvin_JWT", "marvin_secret")
 BLCKS = "blcks"
 # What a handler made to fit a para returns for each output until the user writes the work.

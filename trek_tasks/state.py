@@ -4,9 +4,10 @@
 ``validated.json``, ``graph.gv`` and its images, ``env/`` (per script a handle
 ``<id>.json`` and a log ``<id>.log``; the local Marvin's ``marvin.json``, ``.log``,
 ``.secret``), ``marvin.sqlite``, ``runs/`` (one record per run, ``last.json``),
-``run.lock`` and ``up.lock``. Built environments live in the store (``store_dir()``),
-shared by projects, beside a record of which ones each project uses (``store.py``:
-``envs/``, ``projects/``).
+``run.lock``, ``up.lock`` and ``images/`` (per script the image its last build made).
+Built environments live in the store (``store_dir()``), shared by projects, beside a
+record of which ones each project uses (``store.py``: ``envs/``, ``projects/``); so do
+the wheelhouses images install from (``containers/wheelhouse.py``: ``wheels/``).
 """
 
 from __future__ import annotations
@@ -118,6 +119,14 @@ class StateLayout:
     def up_lock(self) -> Path:
         """Held while a process of the project is brought up (two runs start one each)."""
         return self.dir / "up.lock"
+
+    @property
+    def images_dir(self) -> Path:
+        """Per script ``<id>.json``: the image its last build made (tag, id, digest)."""
+        return self.dir / "images"
+
+    def image_record(self, script_id: str) -> Path:
+        return self.images_dir / f"{script_id}.json"
 
     @property
     def store(self) -> Path:

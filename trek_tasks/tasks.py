@@ -62,14 +62,14 @@ class ProjectTasks:
         self, root: Path, project: Project | None = None, options: TaskOptions | None = None
     ) -> None:
         self.root = root
-        self._project = project
         self.options = options or TaskOptions()
+        self._project = project.with_runtime(self.options.runtime) if project else None
         self._env: Any = None
 
     @property
     def project(self) -> Project:
         if self._project is None:
-            self._project = Project.load(self.root)
+            self._project = Project.load(self.root).with_runtime(self.options.runtime)
         return self._project
 
     @after_install
@@ -184,6 +184,82 @@ class ProjectTasks:
         if self._env is None:
             self._env = Environment(self.project)
         return self._env
+
+    @functools.cached_property
+    def docker_client(self) -> Any:
+        """The Docker daemon's client (``containers.client.connect``), made on first use."""
+        from trek_tasks.containers.client import connect
+
+        return connect()
+
+    @after_install
+    def task_build(self) -> Iterator[TaskDict]:
+        """Build a Docker image of each blcks script the workflow runs (own and installed);
+        up to date when the daemon has an image of the current content under its tag."""
+        from trek_tasks.containers.images import image_scripts
+
+        project = self.project
+
+        def built(script: Script) -> bool:
+            import docker
+
+            from trek_tasks.containers.images import is_built
+
+            try:
+                return is_built(self.docker_client, script, project.config, project.state)
+            except (TrekError, docker.errors.DockerException):
+                return False  # the action says what is wrong
+
+        def build(script: Script) -> None:
+            from trek_tasks.containers.images import build_script
+
+            build_script(self.docker_client, script, project.config, project.state)
+
+        for script in image_scripts(project):
+            yield {
+                "name": script.id,
+                "doc": f"the Docker image of {script.id} (.trek/images/{script.id}.json)",
+                "actions": [user_action(build, script)],
+                "targets": [str(project.state.image_record(script.id))],
+                "uptodate": [functools.partial(built, script)],
+                "task_dep": ["validate"],
+                "verbosity": 2,
+            }
+
+    @after_install
+    def task_push(self) -> Iterator[TaskDict]:
+        """Push each image ``build`` made to the registry its tag names; up to date when
+        the registry holds that tag at that image (the registry is asked, nothing local)."""
+        from trek_tasks.containers.images import image_scripts
+
+        project = self.project
+
+        def pushed(script: Script) -> bool:
+            import docker
+
+            from trek_tasks.containers.registry import is_pushed
+
+            try:
+                return is_pushed(self.docker_client, script, project.config)
+            except (TrekError, docker.errors.DockerException):
+                return False  # the action says what is wrong
+
+        def push(script: Script) -> None:
+            from trek_tasks.containers.registry import push_script
+
+            push_script(self.docker_client, script, project.config)
+
+        for script in image_scripts(project):
+            yield {
+                "name": script.id,
+                "doc": f"{script.id}'s image in its registry",
+                "actions": [user_action(push, script)],
+                "uptodate": [functools.partial(pushed, script)],
+                # The group: build:<id> may not be created yet (doit resolves a sub-task of
+                # a delayed creator by its basename only), so every image is built first.
+                "task_dep": ["build"],
+                "verbosity": 2,
+            }
 
     @after_install
     def task_env(self) -> Iterator[TaskDict]:

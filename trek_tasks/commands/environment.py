@@ -9,11 +9,29 @@ import click
 from trek_tasks.commands import Session, command, load_project, pass_session, path_option, run_tasks
 
 
-def shut_down(path: Path | None, actions: tuple[str, ...], all_: bool) -> None:
+def _runtime(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    """A ``runtime`` config value (checked here: importing the registry at ``--help``
+    would load the library)."""
+    from trek_tasks.runtimes import CONFIG_CHOICES
+
+    if value and value not in CONFIG_CHOICES:
+        raise click.BadParameter(f"'{value}' is not one of {', '.join(CONFIG_CHOICES)}")
+    return value or ""
+
+
+runtime_option = click.option(
+    "--runtime",
+    callback=_runtime,
+    metavar="NAME",
+    help="Where scripts run for this command, over config `runtime` (local, docker...).",
+)
+
+
+def shut_down(path: Path | None, actions: tuple[str, ...], all_: bool, runtime: str = "") -> None:
     """Stop script runtimes (and with ``all_`` or no ``actions`` the local Marvin), saying so."""
     from trek_tasks.localrun import shutdownenv
 
-    project = load_project(path, workflow=False)
+    project = load_project(path, workflow=False).with_runtime(runtime)
     click.echo("Closing environment...")
     shutdownenv(project, actions, all_)
     click.echo("Done")
@@ -23,16 +41,17 @@ def shut_down(path: Path | None, actions: tuple[str, ...], all_: bool) -> None:
 @path_option
 @click.argument("actions", nargs=-1)
 @click.option("--no-overwrite", is_flag=True, help="Keep scripts that are already running.")
+@runtime_option
 @pass_session
 def initenv(
-    session: Session, path: Path | None, actions: tuple[str, ...], no_overwrite: bool
+    session: Session, path: Path | None, actions: tuple[str, ...], no_overwrite: bool, runtime: str
 ) -> None:
     """Start the runtime of each script (default: all the graph uses) and the local Marvin."""
     from trek_tasks.localrun import check_installed
     from trek_tasks.localrun import initenv as start
 
-    run_tasks(session, path, ["install"])
-    project = load_project(path)
+    run_tasks(session, path, ["install"], runtime=runtime)
+    project = load_project(path).with_runtime(runtime)
     check_installed(project, actions)
     click.echo("Starting environment...")
     start(project, actions, no_overwrite)
@@ -77,6 +96,7 @@ def logs(path: Path | None, actions: tuple[str, ...], follow: bool, tail: int | 
     is_flag=True,
     help="Reuse outputs of unchanged nodes from the last run (side-effect-free scripts only).",
 )
+@runtime_option
 @pass_session
 def run_cmd(
     session: Session,
@@ -86,6 +106,7 @@ def run_cmd(
     auto: bool,
     once: bool,
     reuse: bool,
+    runtime: str,
 ) -> None:
     """Run the workflow locally (restarting only what changed)."""
     try:
@@ -97,27 +118,30 @@ def run_cmd(
             interval=next_interval,
             always_run=True,
             reuse=reuse,
+            runtime=runtime,
         )
     finally:
         if once:
-            shut_down(path, (), True)
+            shut_down(path, (), True, runtime)
 
 
 @command()
 @path_option
 @click.option("--detail", is_flag=True, help="Show what each script logged.")
 @click.option("--shutdown", is_flag=True, help="Stop the runtimes when the watch ends.")
+@runtime_option
 @pass_session
-def watch(session: Session, path: Path | None, detail: bool, shutdown: bool) -> int:
+def watch(session: Session, path: Path | None, detail: bool, shutdown: bool, runtime: str) -> int:
     """Run the workflow now and again after every change (Ctrl-C stops; runtimes stay up)."""
     from trek_tasks.options import TaskOptions
     from trek_tasks.project import find_root
     from trek_tasks.runner import watch_project
 
     root = find_root(path or Path.cwd())
-    code = watch_project(root, TaskOptions(detail=detail, always_run=True), session.verbose)
+    options = TaskOptions(detail=detail, always_run=True, runtime=runtime)
+    code = watch_project(root, options, session.verbose)
     if shutdown:
-        shut_down(root, (), True)
+        shut_down(root, (), True, runtime)
     return code
 
 

@@ -579,6 +579,7 @@ class MarvinServer:
         port: int = 0,
         log_requests: bool = False,
         token: str = "",
+        listen: tuple[str, ...] = (),
     ) -> None:
         if not secret:
             raise BadInput("the local Marvin needs a non-empty secret (marvin_secret)", "secret")
@@ -589,7 +590,9 @@ class MarvinServer:
         self.port = port
         self.log_requests = log_requests
         self.token = token
+        self.listen = listen  # more addresses, same port (the docker bridge gateway)
         self._httpd: _HTTPServer | None = None
+        self._more: list[tuple[_HTTPServer, threading.Thread]] = []
         self._store: Store | None = None
         self._thread: threading.Thread | None = None
 
@@ -600,40 +603,57 @@ class MarvinServer:
             raise RuntimeError("the local Marvin is not started")
         return f"http://{self.host}:{self._httpd.server_address[1]}"
 
-    def start(self) -> None:
-        """Bind (``PortInUse`` if taken), reseed the database, serve in a thread."""
+    def _bind(self, host: str, port: int) -> _HTTPServer:
         try:
-            httpd = _HTTPServer((self.host, self.port), self.log_requests)
+            return _HTTPServer((host, port), self.log_requests)
         except OSError as err:
             if err.errno == errno.EADDRINUSE:
                 raise PortInUse(
-                    f"port {self.port} is already in use; stop what uses it or choose another",
-                    f"{self.host}:{self.port}",
+                    f"port {port} is already in use; stop what uses it or choose another",
+                    f"{host}:{port}",
                 ) from None
             reason = err.strerror or str(err)
-            raise BadInput(f"cannot listen: {reason}", f"{self.host}:{self.port}") from None
+            raise BadInput(f"cannot listen: {reason}", f"{host}:{port}") from None
+
+    def start(self) -> None:
+        """Bind (``PortInUse`` if taken) on ``host`` and each ``listen`` address (the port
+        the first one got), reseed the database, serve each in a thread."""
+        httpd = self._bind(self.host, self.port)
+        more: list[_HTTPServer] = []
         try:
+            for address in self.listen:
+                more.append(self._bind(address, httpd.server_address[1]))
             self._store = Store.create(self.db_path, self.inventory)
         except BaseException:
-            httpd.server_close()
+            for server in (httpd, *more):
+                server.server_close()
             raise
-        httpd.api = Api(self._store, self.secret, self.token)
+        for server in (httpd, *more):
+            server.api = Api(self._store, self.secret, self.token)
         self._httpd = httpd
-        self._thread = threading.Thread(
+        self._thread = self._serve(httpd)
+        self._more = [(server, self._serve(server)) for server in more]
+
+    @staticmethod
+    def _serve(httpd: _HTTPServer) -> threading.Thread:
+        thread = threading.Thread(
             target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=NAME, daemon=True
         )
-        self._thread.start()
+        thread.start()
+        return thread
 
     def stop(self) -> None:
         """Stop serving, end open connections, close the database. Safe to call twice."""
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
-        httpd.shutdown()
-        httpd.drop_connections()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join()
+        more, self._more = self._more, []
+        for server, thread in [*more, (httpd, self._thread)]:
+            server.shutdown()
+            server.drop_connections()
+            server.server_close()
+            if thread is not None:
+                thread.join()
         if self._store is not None:
             self._store.close()
 
@@ -688,6 +708,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--secret-file", type=Path, required=True, help="file holding the secret")
     parser.add_argument("--port", type=_port, default=0, help="0 picks a free port (default)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--listen",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="another address to listen on, same port (repeatable)",
+    )
     parser.add_argument("--log-requests", action="store_true", help="log each request to stderr")
     return parser
 
@@ -709,7 +736,14 @@ def main(argv: list[str] | None = None) -> int:
         inventory = load_inventory(args.inventory) if args.inventory else Inventory()
         token = os.environ.get("TREK_PROCESS_TOKEN", "")
         server = MarvinServer(
-            args.db, inventory, secret, args.host, args.port, args.log_requests, token
+            args.db,
+            inventory,
+            secret,
+            args.host,
+            args.port,
+            args.log_requests,
+            token,
+            tuple(args.listen),
         )
         server.start()
     except TrekError as err:

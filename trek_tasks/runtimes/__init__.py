@@ -11,6 +11,7 @@ from __future__ import annotations
 RUNTIMES: dict[str, str] = {
     "local": "trek_tasks.runtimes.local:LocalRuntime",
     "inprocess": "trek_tasks.runtimes.inprocess:InProcessRuntime",
+    "docker": "trek_tasks.runtimes.docker:DockerRuntime",
 }
 TEST_ONLY = frozenset({"inprocess"})
 CONFIG_CHOICES = tuple(name for name in RUNTIMES if name not in TEST_ONLY)

@@ -9,8 +9,9 @@ import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from trek_tasks.errors import StepFailed
 from trek_tasks.project import Script
 
 
@@ -67,6 +68,10 @@ class Runtime(Protocol):
     # the URL a script must call to reach the local Marvin at ``url`` (as the host sees it)
     def marvin_url_for_script(self, url: str) -> str: ...
 
+    # addresses besides 127.0.0.1 the local Marvin must listen on for scripts to reach it
+    # (never 0.0.0.0; empty for scripts on the host)
+    def marvin_hosts(self) -> tuple[str, ...]: ...
+
     # what the environment depends on (scripts with equal keys share one)
     def env_key(self, script: Script) -> str: ...
 
@@ -94,6 +99,21 @@ class Runtime(Protocol):
 
     # running scripts of this project, found without a state file naming them
     def leftovers(self, project: str) -> list[Handle]: ...
+
+
+class Gone(StepFailed):
+    """What a live update was meant for no longer runs (the caller starts it anew)."""
+
+
+@runtime_checkable
+class LiveUpdater(Protocol):
+    """A runtime that can apply file edits to a running script in place (Tilt's live_update):
+    no new environment, no new process or container. Only files may differ from what
+    ``handle`` was started with (same ``env_key``, SDK and config envs)."""
+
+    # copy the files changed since ``handle`` was saved into what it names, restart the
+    # server there; the handle recording the new files; ``Gone`` when it no longer runs
+    def update(self, handle: Handle, script: Script) -> Handle: ...
 
 
 def requirements_lines(script: Script) -> list[str]:

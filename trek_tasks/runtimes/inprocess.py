@@ -114,6 +114,9 @@ class InProcessRuntime:
     def marvin_url_for_script(self, url: str) -> str:
         return url
 
+    def marvin_hosts(self) -> tuple[str, ...]:
+        return ()
+
     def env_key(self, script: Script) -> str:
         return f"{self.name}-{python_tag()}"
 

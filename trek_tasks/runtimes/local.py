@@ -48,6 +48,9 @@ class LocalRuntime:
     def marvin_url_for_script(self, url: str) -> str:
         return url
 
+    def marvin_hosts(self) -> tuple[str, ...]:
+        return ()
+
     def env_key(self, script: Script) -> str:
         digest = hashlib.sha256()
         digest.update("\n".join(requirements_lines(script)).encode())
