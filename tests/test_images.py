@@ -179,7 +179,7 @@ def test_handler_edit_rebuilds_only_the_code_layer(
             yield chunk
 
     monkeypatch.setattr(docker_client.api, "build", recording_build)
-    started = time.monotonic()
+    started, said = time.monotonic(), len(seen)
     second = made.note(ensure_image(docker_client, script, config))
     rebuilt_in = time.monotonic() - started
     monkeypatch.undo()
@@ -190,6 +190,8 @@ def test_handler_edit_rebuilds_only_the_code_layer(
     assert "Using cache" in pip_step
     code_step = stream.split("COPY script/", 1)[1].split("Step ", 1)[0]
     assert "Using cache" not in code_step
+    cached = {e.text.split(" : ")[1][:4]: e.cached for e in seen[said:] if isinstance(e, ImageStep)}
+    assert (cached["RUN "], cached["COPY"]) == (True, False)  # what the build lines say
     assert rebuilt_in < 60, rebuilt_in
 
 

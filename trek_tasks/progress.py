@@ -259,10 +259,12 @@ class WheelhouseReady:
 
 @dataclass(frozen=True)
 class ImageStep:
-    """The build went on to a step of the Dockerfile (``Step 3/9 : COPY ...``, shortened)."""
+    """The build went on to a step of the Dockerfile (``Step 3/9 : COPY ...``, shortened);
+    ``cached``: the daemon took its layer from its cache."""
 
     script_id: str
     text: str
+    cached: bool = False
 
 
 @dataclass(frozen=True)

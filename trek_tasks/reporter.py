@@ -262,7 +262,7 @@ class Terminal:
         self.out(f"  wheelhouse: {event.wheels} wheels for {event.target}, {event.seconds:.1f} s")
 
     def on_ImageStep(self, event: step.ImageStep) -> None:
-        self.out(f"  {event.text}")
+        self.out(f"  {event.text}{' (cached)' if event.cached else ''}")
 
     def on_ImageCurrent(self, event: step.ImageCurrent) -> None:
         self.out(f"{event.script_id}: {event.tag} is up to date")

@@ -49,6 +49,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 RUN_FAILED = re.compile(r"The command '.*' (returned .*)", re.DOTALL)
 # Lines of the build stream that are the daemon's, not the step's output.
 DAEMON_NOTES = (" ---> ", "Removing intermediate container ", "Successfully built ")
+USING_CACHE = " ---> Using cache"
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,7 @@ def _follow(chunks: Iterator[dict[str, Any]], script: Script, tag: str) -> str:
     from trek_tasks.progress import ImageStep
 
     step = ""
+    unsaid = ""  # a step is said with the line after it, which tells if it came from cache
     output: deque[str] = deque(maxlen=OUTPUT_TAIL)
     image_id = ""
     failure: StepFailed | None = None
@@ -282,10 +284,12 @@ def _follow(chunks: Iterator[dict[str, Any]], script: Script, tag: str) -> str:
         if "stream" in chunk:
             for line in ANSI.sub("", str(chunk["stream"])).splitlines():
                 line = line.rstrip()
+                if unsaid and line:
+                    emit(ImageStep(script.id, _short(unsaid), line == USING_CACHE))
+                    unsaid = ""
                 if line.startswith("Step "):
-                    step = line
+                    step = unsaid = line
                     output.clear()
-                    emit(ImageStep(script.id, _short(line)))
                 elif line and not line.startswith(DAEMON_NOTES):
                     output.append(line)
         elif "error" in chunk:
@@ -296,6 +300,8 @@ def _follow(chunks: Iterator[dict[str, Any]], script: Script, tag: str) -> str:
             )
         elif "aux" in chunk and "ID" in chunk["aux"]:
             image_id = str(chunk["aux"]["ID"])
+    if unsaid:
+        emit(ImageStep(script.id, _short(unsaid), False))
     if failure is not None:
         raise failure
     if not image_id:
