@@ -234,6 +234,18 @@ def no_process_left() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def ctrl_c_delivered() -> Iterator[None]:
+    """Ctrl-C reaches this process and the commands it starts, as in a terminal: a suite
+    started as a background job (``cmd &`` in a script) inherits SIGINT ignored, and an
+    ignored signal stays ignored in every child, so the Ctrl-C tests would see nothing."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def trek_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """This session's environment store: shared by its tests, so each environment is
     built once per session, and apart from other sessions, the user's and the checkout
