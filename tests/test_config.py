@@ -376,3 +376,25 @@ def test_the_hint_back_to_the_default_names_the_layer(proj: Path) -> None:
     )
     script_layer = proj / "src" / "blcks" / "b1" / ".trek" / "config.json"
     assert reset_hint("marvin_url", script_layer) == "emptying it there"
+
+
+def test_a_loose_config_file_holding_a_token_is_warned_about_once(tmp_path: Path) -> None:
+    from trek_tasks.events import attached
+    from trek_tasks.files import display
+    from trek_tasks.reporter import Terminal
+
+    project = tmp_path / "loose"
+    (project / ".trek").mkdir(parents=True)
+    config = project / ".trek" / "config.json"
+    config.write_text('{"marvin_JWT": "a.b.c"}')
+    config.chmod(0o644)
+    lines: list[str] = []
+    with attached(Terminal(lines.append, lines.append)):
+        Config.load(project)
+        Config.load(project)
+        (project / ".trek" / "config.json").chmod(0o600)
+        Config.load(project)
+    shown = display(config)  # as every message names a file
+    assert lines == [
+        f"trek: warning: {shown} holds credentials but is mode 0644; run chmod 600 {shown}"
+    ]

@@ -109,7 +109,10 @@ class Config:
             if not path.is_file():
                 continue
             files.append(path)
-            for key, value in read_file(path).items():
+            data = read_file(path)
+            if holds_credentials(data):
+                warn_if_readable(path)
+            for key, value in data.items():
                 if value == "" or value is None:
                     continue
                 values[key] = value
@@ -174,6 +177,26 @@ def mask(key: str, value: Any) -> Any:
 
 def holds_credentials(data: Mapping[str, Any]) -> bool:
     return any(data.get(key) for key in CREDENTIAL_KEYS)
+
+
+_warned: set[tuple[Path, int]] = set()  # each loose file is said once per command
+
+
+def warn_if_readable(path: Path) -> None:
+    """Warn (once) when a config file holding a credential can be read by others: trek
+    writes such files 0600; one copied, unpacked or created by hand may not be. The
+    command goes on (the token is the user's to protect), the line says how to fix it."""
+    from trek_tasks.events import emit
+    from trek_tasks.progress import Warned
+
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return
+    if mode & 0o077 and (path, mode) not in _warned:
+        _warned.add((path, mode))
+        shown = display(path)
+        emit(Warned(f"{shown} holds credentials but is mode {mode:04o}; run chmod 600 {shown}"))
 
 
 def write_file(path: Path, data: Mapping[str, Any]) -> None:
