@@ -13,7 +13,7 @@ Tags go under ``<registry>/bench-<hex>`` (registry: ``TREK_TEST_REGISTRY``, else
 ``localhost:5000``; nothing is pushed); base ``TREK_BASE_IMAGE``, else python:3.11-slim.
 Everything the bench made in the daemon is removed at the end.
 
-Run: ``python bench/docker_build.py``
+Run: ``python bench/bench_docker_build.py``
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ Needs a Docker daemon (``DOCKER_HOST``), the base image ``TREK_BASE_IMAGE`` (def
 trek-base/python:3.11) and ``redis-server``; the reachable host's redis listens on the
 bridge gateway (containers and the host both reach it). Images are tagged under
 ``<TREK_TEST_REGISTRY or localhost:5000>/trek-bench`` and removed at the end; nothing is
-pushed. Run: ``python bench/docker_live_update.py [--repeat N]``
+pushed. Run: ``python bench/bench_docker_live_update.py [--repeat N]``
 """
 
 from __future__ import annotations

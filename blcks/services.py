@@ -3,6 +3,8 @@
 Each call goes to the Marvin of the current call (event `context.marvin_url`, else
 MARVIN_URL) with the caller's token (event token or Authorization header, else
 MARVIN_TOKEN). Failures raise ServiceError naming the URL and status, never the token.
+Calls follow ``blcks.retry`` (the rule trek's own HTTP layer follows): a GET is tried again,
+with backoff, when the connection fails or the answer is 502, 503 or 504; a POST is sent once.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from enum import Enum
 from typing import Any
 from urllib.parse import quote
 
+from blcks import retry
 from blcks.context import current
 from blcks.errors import ServiceError
 
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = retry.READ_TIMEOUT
 
 
 class ServiceName(str, Enum):
@@ -74,6 +77,7 @@ class Service:
 
     def _request(self, method: str, path: str, data: bytes | None = None) -> dict[str, Any]:
         import http.client
+        import time
         import urllib.error
         import urllib.request
 
@@ -85,16 +89,26 @@ class Service:
         token = self.token or current().token or os.environ.get("MARVIN_TOKEN", "")
         if token:
             request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as err:
-            with err:
-                raise _http_error(err.code, err.read(), url, method) from None
-        except urllib.error.URLError as err:
-            raise _no_answer(err.reason, url, method, self.timeout) from None
-        except (OSError, http.client.HTTPException) as err:
-            raise _no_answer(err, url, method, self.timeout) from None
+        attempts = retry.attempts(method)
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    status, raw = response.status, response.read()
+                break
+            except urllib.error.HTTPError as err:
+                with err:
+                    error = _http_error(err.code, err.read(), url, method)
+                if last or err.code not in retry.RETRY_STATUSES:
+                    raise error from None
+            except urllib.error.URLError as err:
+                # no connection: tried again; an answer that did not come in time: not
+                if last or isinstance(err.reason, TimeoutError):
+                    raise _no_answer(err.reason, url, method, self.timeout) from None
+            except (OSError, http.client.HTTPException) as err:
+                if last or isinstance(err, TimeoutError):
+                    raise _no_answer(err, url, method, self.timeout) from None
+            time.sleep(retry.pause(attempt))
         try:
             answer = json.loads(raw) if raw.strip() else {}
         except ValueError:

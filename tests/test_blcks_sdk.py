@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -592,3 +593,50 @@ def test_service_error_reaches_the_caller_through_main(svc: ModuleType, marvin: 
     marvin.answers["/api/v1/users/me"] = (401, b'{"code": 401, "msg": "token expired"}')
     with pytest.raises(ServiceError, match="HTTP 401: token expired"):
         run_service(svc, "RBACManager", "get_users_me", {}, token="tok", marvin_url=marvin.url)
+
+
+# --- the retry rule the services share with trek_tasks.http ------------------------------
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_a_get_is_tried_again_when_marvin_is_busy(marvin: FakeMarvin, status: int) -> None:
+    marvin.answers["/api/v1/tags"] = (status, b'{"code": 1, "msg": "busy"}')
+    with pytest.raises(ServiceError) as caught:
+        blcks.createService("TagManager", marvin_url=marvin.url).getTags()
+    assert (caught.value.status, caught.value.msg) == (status, "busy")
+    assert [r.method for r in marvin.seen] == ["GET"] * 3
+
+
+def test_a_post_is_sent_once_and_other_errors_are_not_retried(marvin: FakeMarvin) -> None:
+    marvin.answers["/api/v1/tags/update"] = (503, b'{"code": 503, "msg": "busy"}')
+    marvin.answers["/api/v1/tags"] = (404, b'{"code": 404, "msg": "no"}')
+    tags = blcks.createService("TagManager", marvin_url=marvin.url)
+    for attempt in (lambda: tags.updateTags([]), tags.getTags):
+        with pytest.raises(ServiceError):
+            attempt()
+    assert [r.method for r in marvin.seen] == ["POST", "GET"]
+
+
+def test_nobody_listening_is_tried_again_then_one_error() -> None:
+    from blcks import retry
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    started = time.monotonic()
+    with pytest.raises(ServiceError, match="cannot reach Marvin"):
+        blcks.createService("TagManager", marvin_url=url).getTags()
+    assert time.monotonic() - started >= retry.pause(1) + retry.pause(2)
+
+
+def test_trek_and_the_sdk_follow_one_rule() -> None:
+    from blcks import retry
+    from trek_tasks import http
+
+    assert (http.IDEMPOTENT, http.RETRY_STATUSES, http.ATTEMPTS, http.BACKOFF) == (
+        retry.IDEMPOTENT,
+        retry.RETRY_STATUSES,
+        retry.ATTEMPTS,
+        retry.BACKOFF,
+    )
+    assert blcks.createService("TagManager").timeout == retry.READ_TIMEOUT

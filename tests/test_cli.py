@@ -39,7 +39,14 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "--version") == (0, f"trek-tasks {__version__}\n", "")
 
 
-SCRIPT_FOLDER_COMMANDS = {"initblcks", "runblcks", "packblcks", "pushblcks", "buildblcks"}
+SCRIPT_FOLDER_COMMANDS = {
+    "initblcks",
+    "runblcks",
+    "packblcks",
+    "pushblcks",
+    "buildblcks",
+    "deployblcks",
+}
 
 
 def test_every_path_option_says_what_the_folder_is() -> None:

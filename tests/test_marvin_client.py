@@ -29,7 +29,10 @@ def test_failures_name_url_and_status_but_not_the_token(tmp_path: Path) -> None:
         wrong = MarvinClient(marvin.url, "not-a-real-token-123")
         with pytest.raises(StepFailed) as info:
             wrong.get("/api/v1/hosts")
-    assert str(info.value) == f"GET {marvin.url}/api/v1/hosts: HTTP 401: missing or invalid token"
+    assert str(info.value) == (
+        f"GET {marvin.url}/api/v1/hosts: HTTP 401: missing or invalid token; "
+        "run `trek login` to get one"
+    )
     assert "not-a-real-token-123" not in str(info.value)
 
 

@@ -30,11 +30,11 @@ import pytest
 import trek_tasks
 from trek_tasks.errors import BadInput
 from trek_tasks.marvin.inventory import load_inventory
-from trek_tasks.marvin.server import MarvinServer, PortInUse
+from trek_tasks.marvin.server import BAD_TOKEN, EXPIRED_TOKEN, MarvinServer, PortInUse
 from trek_tasks.marvin.tokens import issue_token, verify_token
 
 SECRET = "a-test-secret-of-thirty-two-bytes"
-UNAUTHORIZED = {"code": 401, "msg": "missing or invalid token"}
+UNAUTHORIZED = {"code": 401, "msg": BAD_TOKEN}
 BAD_CHANNEL_IDS = "'channel_ids' must be a non-empty list of channel ids"
 
 INVENTORY = """\
@@ -273,7 +273,6 @@ def _forged() -> str:
         "Basic YWxpY2U6d29uZGVybGFuZA==",
         "Bearer not-a-jwt",
         f"Bearer {issue_token('another-secret-of-thirty-two-bytes', 'alice')}",
-        f"Bearer {issue_token(SECRET, 'alice', ttl_seconds=-1)}",
         f"Bearer {_forged()}",
     ],
 )
@@ -282,6 +281,12 @@ def test_api_needs_a_valid_token(url: str, authorization: str | None, path: str)
     headers = {} if authorization is None else {"Authorization": authorization}
     answer = call(url, "GET", path, headers=headers)
     assert (answer.status, answer.body) == (401, UNAUTHORIZED)
+
+
+def test_an_expired_token_is_refused_with_its_own_message(url: str) -> None:
+    answer = call(url, "GET", "/api/v1/hosts", token=issue_token(SECRET, "alice", ttl_seconds=-1))
+    assert (answer.status, answer.body) == (401, {"code": 401, "msg": EXPIRED_TOKEN})
+    assert "run `trek login`" in EXPIRED_TOKEN and "run `trek login`" in BAD_TOKEN
 
 
 def test_a_token_without_subject_is_refused(url: str) -> None:

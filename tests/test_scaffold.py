@@ -24,8 +24,12 @@ from trek_tasks.resources import templates_dir
 from trek_tasks.scaffold import create_blcks, create_project, init_blcks, init_project
 
 NAME_RULE = "use only letters, digits, '.', '_' and '-', starting with a letter"
+GITHUB_PIPELINE = ".github/workflows/trek.yml"
+GITLAB_PIPELINE = ".gitlab-ci.yml"
 PROJECT_FILES = {
     ".gitignore",
+    GITHUB_PIPELINE,
+    GITLAB_PIPELINE,
     ".trek/config.json",
     "README.md",
     "dodo.py",
@@ -150,6 +154,65 @@ def test_gitignore_keeps_state_out_but_not_the_config(cwd: Path) -> None:
     for pattern in (".trek/doit.db*", ".trek/env/", ".trek/runs/", "bin/"):
         assert pattern in lines
     assert not [line for line in lines if "config.json" in line]
+
+
+# The CI pipelines: what every change runs, what the default branch deploys, what is cached.
+CHECK = "doit validate test pack"
+DEPLOY = ["trek login --global", "doit deploy"]  # the login reads TREK_MARVIN_* (CI secrets)
+CACHED = [".trek/doit.db", ".trek/validated.json", ".trek/images/", "bin/", "trek_packages/"]
+
+
+def test_createproject_writes_a_github_actions_pipeline(cwd: Path) -> None:
+    from trek_tasks import __version__
+
+    pipeline = yaml.safe_load((make_project(cwd) / GITHUB_PIPELINE).read_text())
+    assert set(pipeline[True]) == {"push", "pull_request"}  # YAML 1.1 reads `on` as true
+    steps = pipeline["jobs"]["trek"]["steps"]
+    runs = [str(step.get("run", "")).splitlines() for step in steps]
+    assert runs.index([CHECK]) < runs.index(DEPLOY)
+    install = steps[runs.index(['pip install "$TREK_TASKS"'])]
+    assert f"'trek-tasks=={__version__}'" in install["env"]["TREK_TASKS"]
+    assert "vars.TREK_TASKS" in install["env"]["TREK_TASKS"]
+    deploy = steps[runs.index(DEPLOY)]
+    assert "github.event.repository.default_branch" in deploy["if"]
+    assert "github.event_name == 'push'" in deploy["if"]
+    assert deploy["env"] == {
+        "TREK_MARVIN_URL": "${{ vars.TREK_MARVIN_URL }}",
+        "TREK_MARVIN_USERNAME": "${{ vars.TREK_MARVIN_USERNAME }}",
+        "TREK_MARVIN_PASSWORD": "${{ secrets.TREK_MARVIN_PASSWORD }}",
+    }
+    (cache,) = [step for step in steps if str(step.get("uses", "")).startswith("actions/cache@")]
+    assert steps.index(cache) < runs.index([CHECK])
+    assert cache["with"]["path"].split() == CACHED
+    assert cache["with"]["key"].startswith("trek-${{ github.ref_name }}-${{ hashFiles(")
+    assert "'src/**'" in cache["with"]["key"]
+    assert cache["with"]["restore-keys"].splitlines()[0] == "trek-${{ github.ref_name }}-"
+
+
+def test_createproject_writes_a_gitlab_ci_pipeline(cwd: Path) -> None:
+    from trek_tasks import __version__
+
+    pipeline = yaml.safe_load((make_project(cwd) / GITLAB_PIPELINE).read_text())
+    assert pipeline["variables"]["TREK_TASKS"] == f"trek-tasks=={__version__}"
+    assert pipeline["default"]["before_script"] == ['pip install "$TREK_TASKS"']
+    cache = pipeline["default"]["cache"]
+    assert cache["paths"] == CACHED
+    assert cache["key"] == "trek-$CI_COMMIT_REF_SLUG"
+    assert pipeline["check"]["script"] == [CHECK]
+    assert "rules" not in pipeline["check"]  # every change
+    assert pipeline["deploy"]["script"] == DEPLOY
+    assert pipeline["deploy"]["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]
+    stages = pipeline["stages"]
+    assert stages.index(pipeline["check"]["stage"]) < stages.index(pipeline["deploy"]["stage"])
+
+
+def test_the_pipelines_cache_only_what_git_ignores(cwd: Path) -> None:
+    """A cache restored over a checkout must not replace a tracked file (the config)."""
+    root = make_project(cwd)
+    ignored = set((root / ".gitignore").read_text().splitlines())
+    for path in CACHED:
+        assert path in ignored or f"{path}*" in ignored, path
+    assert "config.json" not in "".join(CACHED)
 
 
 def test_createproject_asks_for_the_marvin_settings(cwd: Path) -> None:
@@ -355,6 +418,19 @@ def test_init_adds_the_missing_files_and_overwrites_none(
     assert (folder / "README.md").read_text() == "mine\n"
     assert main(["init", "-p", str(folder), "-y"]) == 0
     assert "nothing to add" in capsys.readouterr().out
+
+
+def test_init_adds_the_pipelines_it_lacks_and_keeps_an_existing_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "ci.flow"
+    folder.mkdir()
+    (folder / GITLAB_PIPELINE).write_text("test:\n  script: [make]\n")
+    assert main(["init", "-p", str(folder), "-y"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert f"  kept {GITLAB_PIPELINE}" in out and f"  added {GITHUB_PIPELINE}" in out
+    assert (folder / GITLAB_PIPELINE).read_text() == "test:\n  script: [make]\n"
+    assert yaml.safe_load((folder / GITHUB_PIPELINE).read_text())["jobs"]["trek"]
 
 
 def test_init_asks_only_when_the_config_is_missing(

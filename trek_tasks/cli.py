@@ -44,6 +44,11 @@ COMMANDS = {
     "buildblcks": "ship:buildblcks",
     "push": "ship:push",
     "pushblcks": "ship:pushblcks",
+    "marvin": "marvin:marvin",
+    "login": "marvin:login",
+    "deploy": "ship:deploy",
+    "deployblcks": "ship:deployblcks",
+    "deployed": "ship:deployed",
 }
 
 

@@ -5,7 +5,8 @@ connect: <reason>``. Messages never hold a token, a password or an Authorization
 URLs lose their user info and token-like query values, and the credentials a call sent
 are blanked out of whatever the server or the network stack said. Idempotent calls (GET,
 HEAD, PUT, DELETE, OPTIONS) are retried with backoff when the connection fails or the
-answer is 502, 503 or 504; a POST is sent once. requests is imported inside the functions
+answer is 502, 503 or 504; a POST is sent once (the rule is ``blcks.retry``'s, which the
+SDK's services follow too). requests is imported inside the functions
 that call it, so importing this module stays cheap.
 """
 
@@ -20,6 +21,7 @@ from time import monotonic, sleep
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
+from blcks.retry import ATTEMPTS, BACKOFF, IDEMPOTENT, RETRY_STATUSES, pause
 from trek_tasks.errors import StepFailed
 
 if TYPE_CHECKING:
@@ -28,10 +30,6 @@ if TYPE_CHECKING:
 Timeout = float | tuple[float, float]  # seconds, or (connect, read)
 
 TIMEOUT: tuple[float, float] = (5.0, 30.0)
-IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-RETRY_STATUSES = frozenset({502, 503, 504})
-ATTEMPTS = 3
-BACKOFF = 0.1  # seconds before the second attempt, doubled before each further one
 MASK = "..."
 # A streamed download (``stream``) must finish within DEADLINE seconds of its start and
 # bring at least MIN_RATE bytes/s on average over each RATE_WINDOW seconds of its body.
@@ -291,7 +289,7 @@ def _send(
             error = call.no_answer(err)
             if last or error.connected:  # a read that timed out is not tried again
                 raise error from None
-            sleep(BACKOFF * 2 ** (attempt - 1))
+            sleep(pause(attempt, BACKOFF))
             continue
         except requests.RequestException as err:
             raise call.no_answer(err) from None
@@ -299,7 +297,7 @@ def _send(
             return response
         if response.status_code in RETRY_STATUSES and not last:
             response.close()
-            sleep(BACKOFF * 2 ** (attempt - 1))
+            sleep(pause(attempt, BACKOFF))
             continue
         with response:
             try:

@@ -15,3 +15,6 @@ class TaskOptions:
     always_run: bool = False  # run the workflow even when nothing it reads changed
     auto_pos: bool = False  # pack:workflow lays out node positions
     runtime: str = ""  # --runtime: where scripts run for this command ("" = config's runtime)
+    overwrite: bool = False  # deploy: replace Marvin's other content of an id+version
+    autobuildpush: bool = False  # deploy: push the images first (doit: autobuildpush=1)
+    projects: tuple[str, ...] = ()  # deploy: Marvin projects to assign the workflow to

@@ -317,3 +317,44 @@ class ImagePushed:
     image_id: str
     digest: str
     seconds: float
+
+
+@dataclass(frozen=True)
+class Deploying:
+    """A zip is being uploaded to Marvin."""
+
+    zip: Path
+
+
+@dataclass(frozen=True)
+class DeployStored:
+    """Marvin holds the uploaded zip now (``overwritten``: it replaced other content)."""
+
+    label: str  # "script detectredis 0.1.0"
+    digest: str
+    overwritten: bool
+
+
+@dataclass(frozen=True)
+class DeployUnchanged:
+    """Marvin holds this zip's id and version with its sha256 already: not uploaded."""
+
+    zip: Path
+    label: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class DeployDuplicated:
+    """Marvin holds the id and version with another sha256 (the overwrite question follows)."""
+
+    kind: str  # "template" or "script"
+    id: str
+
+
+@dataclass(frozen=True)
+class ProjectsAssigned:
+    """A deployed template is assigned to these Marvin projects (all it has now)."""
+
+    label: str
+    projects: tuple[str, ...]

@@ -287,6 +287,26 @@ class Terminal:
         digest = event.digest or event.image_id
         self.out(f"Pushed {event.image} ({digest}) in {event.seconds:.1f} s")
 
+    def on_Deploying(self, event: step.Deploying) -> None:
+        self.out(f"Deploying: {_shown(event.zip)}")
+
+    def on_DeployStored(self, event: step.DeployStored) -> None:
+        how = "overwritten" if event.overwritten else "stored"
+        self.out(f"  {how} on Marvin: {event.label}, sha256 {event.digest}")
+
+    def on_DeployUnchanged(self, event: step.DeployUnchanged) -> None:
+        self.out(
+            f"Unchanged: {_shown(event.zip)} (Marvin holds {event.label} with "
+            f"sha256 {event.digest}), not uploaded"
+        )
+
+    def on_DeployDuplicated(self, event: step.DeployDuplicated) -> None:
+        what = "Workflow" if event.kind == "template" else "Script"
+        self.out(f"{what} duplicated: {event.id}")
+
+    def on_ProjectsAssigned(self, event: step.ProjectsAssigned) -> None:
+        self.out(f"  {event.label} assigned to projects: {', '.join(event.projects)}")
+
     def on_DownloadStarted(self, event: step.DownloadStarted) -> None:
         import click
 

@@ -34,9 +34,12 @@ class TrekReporter:
     task the command asked for that has nothing to do says so (``UpToDate``).
     """
 
-    def __init__(self, verbose: bool = False, report_up_to_date: bool = False) -> None:
+    def __init__(
+        self, verbose: bool = False, report_up_to_date: bool = False, root: Path | None = None
+    ) -> None:
         self.verbose = verbose
         self.report_up_to_date = report_up_to_date
+        self.root = root or Path.cwd()  # task targets are relative to the project root
         self.selected: set[str] = set()
         self.failures: list[tuple[str, Any]] = []
         self.errors: list[str] = []
@@ -73,7 +76,7 @@ class TrekReporter:
         if self.report_up_to_date and asked and not helper:
             from trek_tasks.progress import UpToDate
 
-            emit(UpToDate(task.name, tuple(Path(t) for t in task.targets)))
+            emit(UpToDate(task.name, tuple(self.root / t for t in task.targets)))
 
     def skip_ignore(self, task: Any) -> None:
         self._say(f"!! {task.name} (ignored)")
@@ -121,7 +124,7 @@ def run_tasks(
     right exit code. With ``report_up_to_date``, each of ``tasks`` (or of their
     sub-tasks) that had nothing to do says so.
     """
-    reporter = TrekReporter(verbose, report_up_to_date)
+    reporter = TrekReporter(verbose, report_up_to_date, project.root)
     ns = namespace(project.root, project, options)
     ns["DOIT_CONFIG"] = {**ns["DOIT_CONFIG"], "reporter": reporter}
     args = ["run", *(["--always-execute"] if always else []), *tasks]

@@ -298,8 +298,13 @@ def _sets(templates: Path | None, *names: str) -> list[Path]:
 
 
 def _project_variables(name: str, answers: Mapping[str, str] | None) -> dict[str, Any]:
+    """The project's name, its Marvin settings and the trek-tasks version the CI
+    pipelines install."""
+    from trek_tasks import __version__
+
     given = answers or {}
-    return {"name": name, **{key: str(given.get(key) or "") for key in MARVIN_KEYS}}
+    marvin = {key: str(given.get(key) or "") for key in MARVIN_KEYS}
+    return {"name": name, "trek_version": __version__, **marvin}
 
 
 def create_project(

@@ -9,7 +9,7 @@ and the ``trek`` CLI all use it, with the same dep file (``.trek/doit.db``), so
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -79,12 +79,13 @@ class ProjectTasks:
 
         project = self.project
         target = self.project.state.validated
+        targets = [self._dep(target)]
         return {
             "actions": [user_action(write_validated, project, target)],
-            "file_dep": [str(p) for p in validation_inputs(project)],
-            "targets": [str(target)],
+            "file_dep": self._deps(validation_inputs(project)),
+            "targets": targets,
             "uptodate": [_config_changed({"trek": __version__, "scripts": _script_ids(project)})],
-            "clean": True,
+            "clean": [self._remove(targets)],
             "verbosity": 2,
         }
 
@@ -108,7 +109,7 @@ class ProjectTasks:
         return {
             "actions": [user_action(install)],
             # Not the lock: this task writes it, and in_sync compares it with trek_packages/.
-            "file_dep": [str(packages)] if packages.is_file() else [],
+            "file_dep": [self._dep(packages)] if packages.is_file() else [],
             "uptodate": [in_sync],
             "verbosity": 2,
         }
@@ -120,12 +121,13 @@ class ProjectTasks:
 
         project = self.project
         gv = graph_file(project)
+        targets = self._deps((gv, *image_paths(gv)))  # a deleted one is redrawn
         return {
             "actions": [user_action(write_graph, project)],
-            "file_dep": [str(project.entry)],
-            "targets": [str(p) for p in (gv, *image_paths(gv))],  # a deleted one is redrawn
+            "file_dep": [self._dep(project.entry)],
+            "targets": targets,
             "uptodate": [_config_changed({"trek": __version__})],
-            "clean": True,
+            "clean": [self._remove(targets)],
             "verbosity": 2,
         }
 
@@ -143,11 +145,11 @@ class ProjectTasks:
             "name": "workflow",
             "doc": "zip manifest.json, the workflow and packages.json",
             "actions": [user_action(pack_workflow_to, project, workflow_zip, auto_pos)],
-            "file_dep": [str(p) for p in sources if p.is_file()],
+            "file_dep": self._deps(p for p in sources if p.is_file()),
             "task_dep": ["validate"],
-            "targets": [str(workflow_zip)],
+            "targets": [self._dep(workflow_zip)],
             "uptodate": [_config_changed({"trek": __version__, "auto_pos": auto_pos})],
-            "clean": True,
+            "clean": [self._remove([self._dep(workflow_zip)])],
             "verbosity": 2,
         }
         for script in project.own.values():
@@ -156,11 +158,11 @@ class ProjectTasks:
                 "name": script.id,
                 "doc": f"zip the {script.id} script (para, openfaas.yml, handler/)",
                 "actions": [user_action(pack_script_to, script, out)],
-                "file_dep": [str(p) for p in script.files()],
+                "file_dep": self._deps(script.files()),
                 "task_dep": ["validate"],
-                "targets": [str(out)],
+                "targets": [self._dep(out)],
                 "uptodate": [_config_changed({"trek": __version__})],
-                "clean": True,
+                "clean": [self._remove([self._dep(out)])],
                 "verbosity": 2,
             }
 
@@ -177,6 +179,21 @@ class ProjectTasks:
             "uptodate": [nothing_stale],
             "verbosity": 2,
         }
+
+    def _dep(self, path: Path) -> str:
+        """A path as the tasks name it to doit (``depstate``: relative to the root)."""
+        from trek_tasks.depstate import dep_path
+
+        return dep_path(self.root, path)
+
+    def _deps(self, paths: Iterable[Path]) -> list[str]:
+        return [self._dep(path) for path in paths]
+
+    def _remove(self, targets: list[str]) -> tuple[Any, ...]:
+        """The ``clean`` action removing ``targets`` (read from the root, not the cwd)."""
+        from trek_tasks.depstate import remove_targets
+
+        return (remove_targets, [self.root, targets])
 
     def _environment(self) -> Any:
         from trek_tasks.environment import Environment
@@ -220,7 +237,7 @@ class ProjectTasks:
                 "name": script.id,
                 "doc": f"the Docker image of {script.id} (.trek/images/{script.id}.json)",
                 "actions": [user_action(build, script)],
-                "targets": [str(project.state.image_record(script.id))],
+                "targets": [self._dep(project.state.image_record(script.id))],
                 "uptodate": [functools.partial(built, script)],
                 "task_dep": ["validate"],
                 "verbosity": 2,
@@ -260,6 +277,69 @@ class ProjectTasks:
                 "task_dep": ["build"],
                 "verbosity": 2,
             }
+
+    def task_deploy(self) -> Iterator[TaskDict]:
+        """Upload each own script's zip, then the workflow's, to Marvin (`trek deploy -a`);
+        up to date when Marvin holds the zip in bin/ under its id and version (Marvin is
+        asked, nothing local)."""
+        from trek_tasks.deploy import Artifact
+        from trek_tasks.pack import BIN, script_zip_name, workflow_zip_name
+
+        project = self.project
+        options = self.options
+        bin_dir = project.root / BIN
+
+        def client() -> Any:
+            from trek_tasks.localrun import marvin_for
+
+            marvin = marvin_for(project.root, project.config)
+            if not marvin.url:
+                raise BadInput("no Marvin to deploy to; set marvin_url and marvin_JWT")
+            return marvin.client
+
+        def held(artifact: Artifact) -> bool:
+            from trek_tasks.deploy import is_deployed
+            from trek_tasks.marvin import target
+
+            try:
+                marvin = target.resolve(project.config, self._environment())
+            except TrekError:
+                return False  # no local Marvin running: the action starts it and asks
+            return bool(marvin.url) and is_deployed(marvin.client, artifact)
+
+        def upload(artifact: Artifact) -> None:
+            from trek_tasks.deploy import deploy_one
+
+            deploy_one(client(), artifact, lambda _: options.overwrite, options.projects)
+
+        before = ["push"] if options.autobuildpush else []
+        scripts = list(project.own.values())
+        for script in scripts:
+            artifact = Artifact(
+                "script", script.id, script.version, bin_dir / script_zip_name(script)
+            )
+            yield {
+                "name": script.id,
+                "doc": f"{script.id}'s zip on Marvin",
+                "actions": [user_action(upload, artifact)],
+                "uptodate": [functools.partial(held, artifact)],
+                "task_dep": [*before, f"pack:{script.id}"],
+                "verbosity": 2,
+            }
+        workflow = Artifact(
+            "template",
+            project.workflow.template_id,
+            project.workflow.version,
+            bin_dir / workflow_zip_name(project),
+        )
+        yield {
+            "name": "workflow",
+            "doc": "the workflow's zip on Marvin, after every own script's",
+            "actions": [user_action(upload, workflow)],
+            "uptodate": [functools.partial(held, workflow)],
+            "task_dep": [*before, "pack:workflow", *(f"deploy:{s.id}" for s in scripts)],
+            "verbosity": 2,
+        }
 
     @after_install
     def task_env(self) -> Iterator[TaskDict]:
@@ -305,7 +385,7 @@ class ProjectTasks:
                     "name": script.id,
                     "doc": f"{script.id}'s tests/ against its handler",
                     "actions": [user_action(run, script)],
-                    "file_dep": [str(p) for p in test_files(script)],
+                    "file_dep": self._deps(test_files(script)),
                     "uptodate": [_config_changed({"trek": __version__}), same_sdk],
                     "verbosity": 2,
                 }
@@ -416,7 +496,9 @@ class ProjectTasks:
 
 
 def _script_ids(project: Project) -> dict[str, str]:
-    return {s.id: str(s.path) for s in project.scripts.values()}
+    from trek_tasks.depstate import dep_path
+
+    return {s.id: dep_path(project.root, s.path) for s in project.scripts.values()}
 
 
 def _config_changed(value: Any) -> Any:
@@ -426,9 +508,12 @@ def _config_changed(value: Any) -> Any:
 
 
 def doit_config(root: Path) -> dict[str, Any]:
+    from trek_tasks.depstate import project_checker
+
     return {
         "dep_file": str(StateLayout.for_project(root).dep_file),
         "backend": "sqlite3",
+        "check_file_uptodate": project_checker(root),  # task paths are relative to root
         "default_tasks": ["execute"],
         "verbosity": 2,
     }
@@ -441,8 +526,9 @@ def namespace(
 ) -> dict[str, Any]:
     """``DOIT_CONFIG`` and the ``task_*`` creators for the project at ``project_dir``.
 
-    In a dodo file, the doit variable ``project=<path>`` overrides ``project_dir`` and
-    ``auto_pos=1`` asks ``pack:workflow`` for laid-out node positions.
+    In a dodo file, the doit variable ``project=<path>`` overrides ``project_dir``,
+    ``auto_pos=1`` asks ``pack:workflow`` for laid-out node positions, and ``deploy`` takes
+    ``overwrite=1``, ``autobuildpush=1`` and ``projects=P,...``.
     """
     from doit import get_var
     from doit.exceptions import InvalidDodoFile
@@ -456,14 +542,32 @@ def namespace(
     except TrekError as err:
         raise InvalidDodoFile(str(err)) from None
     chosen_options = options or TaskOptions()
-    if (get_var("auto_pos") or "") not in ("", "0"):
-        chosen_options = replace(chosen_options, auto_pos=True)
+    chosen_options = replace(
+        chosen_options,
+        auto_pos=chosen_options.auto_pos or _flag("auto_pos"),
+        overwrite=chosen_options.overwrite or _flag("overwrite"),
+        autobuildpush=chosen_options.autobuildpush or _flag("autobuildpush"),
+    )
+    if get_var("projects"):
+        from trek_tasks.deploy import parse_projects
+
+        try:
+            chosen_options = replace(chosen_options, projects=parse_projects(get_var("projects")))
+        except TrekError as err:
+            raise InvalidDodoFile(str(err)) from None
     tasks = ProjectTasks(root, project, chosen_options)
     ns: dict[str, Any] = {"DOIT_CONFIG": doit_config(root)}
     for name in dir(tasks):
         if name.startswith("task_"):
             ns[name] = _guarded(getattr(tasks, name))
     return ns
+
+
+def _flag(name: str) -> bool:
+    """A doit variable given as a switch (``overwrite=1``; ``0`` or nothing is off)."""
+    from doit import get_var
+
+    return (get_var(name) or "") not in ("", "0")
 
 
 def _guarded(creator: Callable[[], Any]) -> Callable[[], Any]:

@@ -222,15 +222,22 @@ def project_folders(root: str) -> set[str]:
     return {os.path.normpath(folder) for folder in folders}
 
 
-def tasks_watch(tasks: dict[str, Any], selected: Iterable[str]) -> WatchSet:
-    """The file_dep and ``watch`` paths of the selected tasks' closure; all tasks' targets."""
+def tasks_watch(tasks: dict[str, Any], selected: Iterable[str], base: str | None) -> WatchSet:
+    """The file_dep and ``watch`` paths of the selected tasks' closure; all tasks' targets.
+
+    Relative paths are read from ``base``: a Trek project's root (its tasks name their
+    files relative to it, see ``depstate``), else the current folder, as doit does."""
+
+    def absolute(path: str) -> str:
+        return os.path.abspath(os.path.join(base, path) if base else path)
+
     files: set[str] = set()
     folders: set[str] = set()
     for task in task_closure(tasks, selected):
-        files |= {os.path.abspath(p) for p in task.file_dep}
-        for path in map(os.path.abspath, task.watch):
+        files |= {absolute(p) for p in task.file_dep}
+        for path in map(absolute, task.watch):
             (folders if os.path.isdir(path) else files).add(path)
-    targets = {os.path.abspath(t) for task in tasks.values() for t in task.targets}
+    targets = {absolute(t) for task in tasks.values() for t in task.targets}
     return WatchSet(frozenset(files), frozenset(folders), frozenset(targets))
 
 
@@ -359,8 +366,9 @@ class AutoCommand(DoitCmdBase):
         run = self._run()
         code, tasks, loaded = 3, WatchSet(), False
         try:
-            code = run.execute(params, args)
-            tasks = tasks_watch(run.control.tasks, run.control.selected_tasks)
+            code = run.execute(params, args)  # reads the dodo's DOIT_CONFIG into params
+            root = trek_root(params["dep_file"])
+            tasks = tasks_watch(run.control.tasks, run.control.selected_tasks, root)
             loaded = True
         except InvalidCommand as err:
             err.cmd_used, err.bin_name = self.name, self.bin_name

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from blcks.retry import CONNECT_TIMEOUT, READ_TIMEOUT
 from trek_tasks import http
 from trek_tasks.errors import StepFailed
 
-TIMEOUT = (5.0, 10.0)
+TIMEOUT = (CONNECT_TIMEOUT, READ_TIMEOUT)  # the SDK's services wait as long
 STATE_PATH = "/api/v1/state"  # the local Marvin's digest of what scripts can read
 
 
@@ -31,6 +32,14 @@ class MarvinClient(NamedTuple):
 
     def delete(self, path: str) -> Any:
         return self.call("DELETE", path)
+
+    def upload(self, path: str, data: bytes, content_type: str = "application/zip") -> Any:
+        """``PUT <url><path>`` with ``data`` as the body (a deployed zip); the answer's JSON."""
+        url = self.url.rstrip("/") + path
+        headers = {"Content-Type": content_type}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return http.request("PUT", url, headers=headers, body=data, timeout=TIMEOUT).json()
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """``method <url><path>`` with ``body`` as JSON; the ``data`` of the answer."""

@@ -47,17 +47,25 @@ from trek_tasks.marvin.store import (
     Forbidden,
     NotFound,
     Store,
+    StoredUser,
     TagChange,
 )
-from trek_tasks.marvin.tokens import TokenError, issue_token, verify_token
+from trek_tasks.marvin.tokens import TokenError, TokenExpired, issue_token, verify_token
 
 NAME = "local-marvin"
+READY = "local Marvin listening on"  # + the URL: the line that says the server is up
 MAX_BODY = 64 * 1024 * 1024
 WEBHOOK_TIMEOUT = 5.0
 IDLE_TIMEOUT = 60.0
-BAD_TOKEN = "missing or invalid token"
+# 401 answers: what to do is part of the message (the CLI prints it as it is).
+BAD_TOKEN = "missing or invalid token; run `trek login` to get one"
+EXPIRED_TOKEN = "the token has expired; run `trek login` for a new one"
 _ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 _KINDS = {"templates": "template", "scripts": "script"}
+# A test hook, never set in real use: ``kind:id`` items (``script:detectredis``, comma
+# separated) whose first upload answers 500 and stores nothing (a fault in the middle of
+# a multi-artifact deploy); later uploads of them are stored as usual.
+FAIL_ONCE_ENV = "TREK_MARVIN_FAIL_ONCE"
 
 Reply = tuple[int, dict[str, Any]]
 
@@ -212,6 +220,7 @@ class Api:
         self.secret = secret
         self.token = token
         self.logins = LoginGuard()
+        self.fail_once = {k.strip() for k in os.environ.get(FAIL_ONCE_ENV, "").split(",")} - {""}
 
     def health(self, request: Request) -> Reply:
         # pid and token: how the process that started this one knows it is its own
@@ -311,6 +320,9 @@ class Api:
         if not zipfile.is_zipfile(io.BytesIO(request.body)):
             raise ApiError(400, f"the {kind} upload is not a zip file")
         overwrite = request.query.get("overwrite", "").lower() in ("true", "1", "yes")
+        if f"{kind}:{item_id}" in self.fail_once:
+            self.fail_once.discard(f"{kind}:{item_id}")
+            raise ApiError(500, f"injected fault ({FAIL_ONCE_ENV}): {kind} {item_id} not stored")
         item, outcome = self.store.put_item(
             _user(request), kind, item_id, version, request.body, overwrite
         )
@@ -323,6 +335,28 @@ class Api:
         item = self.store.item(_user(request), *self._item_key(request))
         return 200, {"data": {key: value for key, value in asdict(item).items() if key != "kind"}}
 
+    def list_items(self, request: Request) -> Reply:
+        kind = _KINDS[request.params["kind"]]
+        data = []
+        for listed in self.store.listing(_user(request), kind):
+            shown = {key: value for key, value in asdict(listed.item).items() if key != "kind"}
+            if kind == "template":
+                shown["projects"] = list(listed.projects)
+            data.append(shown)
+        return 200, {"data": data}
+
+    def assign_projects(self, request: Request) -> Reply:
+        _, item_id, version = self._item_key(request)
+        body = _json_body(request)
+        projects = body.get("projects") if isinstance(body, dict) else None
+        if not isinstance(projects, list) or not all(isinstance(p, str) for p in projects):
+            raise ApiError(400, 'the body must be {"projects": ["<project>", ...]}')
+        for project in projects:
+            if not _ITEM_ID.fullmatch(project):
+                raise ApiError(400, f"'{project}' is not a valid project name")
+        assigned = self.store.assign(_user(request), item_id, version, projects)
+        return 200, {"data": {"id": item_id, "version": version, "projects": assigned}}
+
     def authenticate(self, authorization: str | None) -> str:
         """The token's subject; ``ApiError`` 401 for anything else (never echoing it)."""
         scheme, _, token = (authorization or "").partition(" ")
@@ -330,6 +364,8 @@ class Api:
             raise ApiError(401, BAD_TOKEN)
         try:
             claims = verify_token(self.secret, token.strip())
+        except TokenExpired:
+            raise ApiError(401, EXPIRED_TOKEN) from None
         except TokenError:
             raise ApiError(401, BAD_TOKEN) from None
         subject = claims.get("sub")
@@ -399,6 +435,12 @@ ROUTES = (
     _route("GET", STATE_PATH, Api.state),
     _route("PUT", _ITEM, Api.put_item),
     _route("GET", _ITEM, Api.get_item),
+    _route("GET", r"/api/v1/(?P<kind>templates|scripts)", Api.list_items),
+    _route(
+        "PUT",
+        r"/api/v1/(?P<kind>templates)/(?P<id>[^/]+)/(?P<version>[^/]+)/projects",
+        Api.assign_projects,
+    ),
 )
 
 
@@ -580,6 +622,7 @@ class MarvinServer:
         log_requests: bool = False,
         token: str = "",
         listen: tuple[str, ...] = (),
+        users: tuple[StoredUser, ...] | None = None,
     ) -> None:
         if not secret:
             raise BadInput("the local Marvin needs a non-empty secret (marvin_secret)", "secret")
@@ -591,6 +634,7 @@ class MarvinServer:
         self.log_requests = log_requests
         self.token = token
         self.listen = listen  # more addresses, same port (the docker bridge gateway)
+        self.users = users  # replace the inventory's (a standalone Marvin's users.json)
         self._httpd: _HTTPServer | None = None
         self._more: list[tuple[_HTTPServer, threading.Thread]] = []
         self._store: Store | None = None
@@ -624,6 +668,8 @@ class MarvinServer:
             for address in self.listen:
                 more.append(self._bind(address, httpd.server_address[1]))
             self._store = Store.create(self.db_path, self.inventory)
+            if self.users is not None:
+                self._store.set_users(self.users)
         except BaseException:
             for server in (httpd, *more):
                 server.server_close()
@@ -719,18 +765,34 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class StopSignals:
+    """SIGTERM and SIGINT ask a server in the foreground to stop: :meth:`wait` returns its
+    exit code then (0, or 130 after Ctrl-C). Set up before the server starts, so a signal
+    during the start is not lost."""
+
+    def __init__(self) -> None:
+        self._stopping = threading.Event()
+        self._received: list[int] = []
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._received.append(signum)
+        self._stopping.set()
+
+    def wait(self, server: MarvinServer) -> int:
+        """Serve until a signal, then stop ``server``."""
+        try:
+            self._stopping.wait()
+        finally:
+            server.stop()
+        return 130 if self._received and self._received[0] == signal.SIGINT else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGTERM (exit 0) or SIGINT (exit 130); errors print one line."""
     args = _parser().parse_args(argv)
-    stopping = threading.Event()
-    received: list[int] = []
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    signals = StopSignals()
     try:
         secret = read_secret(args.secret_file)
         inventory = load_inventory(args.inventory) if args.inventory else Inventory()
@@ -750,13 +812,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{err}\n")
         return err.exit_code
     # The ready line on stdout tells whoever started the server where it listens.
-    sys.stdout.write(f"local Marvin listening on {server.url}\n")
+    sys.stdout.write(f"{READY} {server.url}\n")
     sys.stdout.flush()
-    try:
-        stopping.wait()
-    finally:
-        server.stop()
-    return 130 if received and received[0] == signal.SIGINT else 0
+    return signals.wait(server)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,14 @@ CREATE TABLE deployed (
     PRIMARY KEY (kind, id, version)
 );
 """
+# Which Marvin projects a deployed template is assigned to (``deploy --projects``). Made
+# when missing, so databases of schema 2 gain it without a version change.
+_ASSIGNMENTS = """
+CREATE TABLE IF NOT EXISTS template_projects (
+    id TEXT NOT NULL, version TEXT NOT NULL, project TEXT NOT NULL,
+    PRIMARY KEY (id, version, project)
+);
+"""
 # Schema 1 had no owners: its messages and deployed items keep a NULL sender/owner, which
 # no user matches (a deploy replaces such an item as if it were absent).
 _FROM_1 = """
@@ -117,6 +125,17 @@ class Account:
 
 
 @dataclass(frozen=True)
+class StoredUser:
+    """A user kept with a salted hash of the password (a standalone Marvin's users.json)."""
+
+    username: str
+    name: str
+    email: str
+    salt: bytes
+    password_hash: bytes  # hash_password(password, salt)
+
+
+@dataclass(frozen=True)
 class Message:
     id: int
     channel_id: str
@@ -138,6 +157,15 @@ class Deployed:
     created_at: str
 
 
+@dataclass(frozen=True)
+class Listed:
+    """A deployed item as the listing shows it: its metadata and, for a template, the
+    Marvin projects it is assigned to."""
+
+    item: Deployed
+    projects: tuple[str, ...]
+
+
 Outcome = Literal["created", "unchanged", "overwritten"]
 
 
@@ -146,7 +174,7 @@ def now_text() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _hash_password(password: str, salt: bytes) -> bytes:
+def hash_password(password: str, salt: bytes) -> bytes:
     return hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, PASSWORD_ROUNDS)
 
 
@@ -219,6 +247,8 @@ class Store:
                 "delete the file to start afresh",
                 shown,
             )
+        with conn:
+            conn.executescript(_ASSIGNMENTS)
 
     def close(self) -> None:
         with self._lock:
@@ -274,7 +304,7 @@ class Store:
         users = []
         for user in inventory.users:
             salt = os.urandom(16)
-            users.append((user, salt, _hash_password(user.password, salt)))
+            users.append((user, salt, hash_password(user.password, salt)))
         logins = json.dumps([(u.username, u.password) for u in inventory.users])
         with self._transaction() as db:
             self._passwords = hashlib.sha256(logins.encode("utf-8")).hexdigest()
@@ -312,6 +342,16 @@ class Store:
             "INSERT OR IGNORE INTO asset_tags VALUES (?, ?)", [(asset_id, tag) for tag in tags]
         )
 
+    def set_users(self, users: Sequence[StoredUser]) -> None:
+        """Replace the users (seeded from the inventory) with ``users``, hashes as given."""
+        rows = [(u.username, u.salt, u.password_hash, u.name, u.email) for u in users]
+        with self._transaction() as db:
+            self._passwords = hashlib.sha256(
+                json.dumps([(r[0], r[1].hex(), r[2].hex()) for r in rows]).encode("utf-8")
+            ).hexdigest()
+            db.execute("DELETE FROM users")
+            db.executemany("INSERT INTO users VALUES (?, ?, ?, ?, ?)", rows)
+
     def check_password(self, username: str, password: str) -> bool:
         """Whether ``username`` exists and ``password`` is theirs."""
         with self._lock:
@@ -320,7 +360,7 @@ class Store:
             ).fetchone()
         # Hash even for an unknown user so the answer takes the same time.
         salt, expected = row if row else (b"\0" * 16, b"")
-        return hmac.compare_digest(_hash_password(password, salt), expected) and row is not None
+        return hmac.compare_digest(hash_password(password, salt), expected) and row is not None
 
     def account(self, username: str) -> Account | None:
         with self._lock:
@@ -483,6 +523,39 @@ class Store:
         user's (which is not told apart)."""
         with self._lock:
             return self._item(self._conn, owner, kind, item_id, version)
+
+    def listing(self, owner: str, kind: str) -> list[Listed]:
+        """Every ``kind`` item ``owner`` deployed, by id and version, with the projects a
+        template is assigned to."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT kind, id, version, digest, size, created_at FROM deployed"
+                " WHERE kind = ? AND owner = ? ORDER BY id, version",
+                (kind, owner),
+            ).fetchall()
+            assigned: dict[tuple[str, str], list[str]] = {}
+            if kind == "template":
+                for item_id, version, project in self._conn.execute(
+                    "SELECT id, version, project FROM template_projects ORDER BY project"
+                ):
+                    assigned.setdefault((item_id, version), []).append(project)
+        return [Listed(Deployed(*row), tuple(assigned.get((row[1], row[2]), ()))) for row in rows]
+
+    def assign(self, owner: str, item_id: str, version: str, projects: Sequence[str]) -> list[str]:
+        """Assign ``owner``'s template to ``projects`` as well (added to those it has);
+        every project it is assigned to now. ``NotFound`` as :meth:`item`."""
+        with self._transaction(readable=False) as db:
+            self._item(db, owner, "template", item_id, version)
+            db.executemany(
+                "INSERT OR IGNORE INTO template_projects VALUES (?, ?, ?)",
+                [(item_id, version, project) for project in projects],
+            )
+            rows = db.execute(
+                "SELECT project FROM template_projects WHERE id = ? AND version = ?"
+                " ORDER BY project",
+                (item_id, version),
+            ).fetchall()
+        return [row[0] for row in rows]
 
     @staticmethod
     def _item(

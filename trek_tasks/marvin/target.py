@@ -82,6 +82,32 @@ def remote(config: Settings) -> MarvinTarget | None:
     return MarvinTarget(url, token, local=False, source=config.sources.get("marvin_url"))
 
 
+def configured_url(config: Settings) -> str:
+    """The configured ``marvin_url`` ("" when the local Marvin is used): what ``trek
+    login`` offers by default."""
+    configured = remote(config)
+    return configured.url if configured is not None else ""
+
+
+def check_token(marvin: MarvinTarget) -> None:
+    """Raise StepFailed (one line: when, the config file, the fix) when a remote target's
+    token is a JWT whose expiry has passed, before any call is made with it."""
+    import time
+
+    from trek_tasks.files import display
+    from trek_tasks.marvin.tokens import expiry
+
+    if marvin.local or not marvin.token:
+        return
+    expires = expiry(marvin.token)
+    if expires is not None and expires <= time.time():
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expires))
+        raise StepFailed(
+            f"the marvin_JWT expired at {when}; run `trek login` for a new one",
+            display(marvin.source) if marvin.source else None,
+        )
+
+
 def is_remote(config: Settings) -> bool:
     """True when a remote Marvin is configured (no local Marvin is started then)."""
     return remote(config) is not None
@@ -109,13 +135,15 @@ def resolve(config: Settings, local_env: LocalMarvin | None) -> MarvinTarget:
 
 def check_answers(marvin: MarvinTarget) -> None:
     """Raise StepFailed (one line: the URL without credentials, the config file, the fix)
-    when a remote Marvin does not answer; any answer but a gateway error will do."""
+    when a remote Marvin does not answer, any answer but a gateway error will do, or when
+    its token has expired (``check_token``)."""
     from trek_tasks import http
     from trek_tasks.configure import reset_hint
     from trek_tasks.files import display
 
     if marvin.local or not marvin.url:
         return
+    check_token(marvin)
     try:
         http.request("GET", marvin.url.rstrip("/") + "/healthz", timeout=PROBE_TIMEOUT)
     except http.HttpError as err:

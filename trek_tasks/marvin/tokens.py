@@ -26,6 +26,10 @@ class TokenError(TrekError):
     """A token that is malformed, wrongly signed or expired (the message never holds it)."""
 
 
+class TokenExpired(TokenError):
+    """A well-signed token past its ``exp``: its holder must log in again."""
+
+
 def _b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -83,5 +87,21 @@ def verify_token(secret: str, token: str) -> dict[str, Any]:
     if isinstance(expires, bool) or not isinstance(expires, (int, float)):
         raise TokenError("token has no expiry time")
     if expires <= time.time():
-        raise TokenError("token has expired")
+        raise TokenExpired("token has expired")
     return claims
+
+
+def expiry(token: str) -> float | None:
+    """When ``token`` expires (its ``exp`` claim, read without checking the signature: the
+    client's look at its own token), or None when it is not a JWT with one."""
+    parts = token.split(".")
+    if len(parts) != 3 or not _B64URL.fullmatch(parts[1]):
+        return None
+    try:
+        claims = _decode_part(parts[1], "claims")
+    except TokenError:
+        return None
+    expires = claims.get("exp")
+    if isinstance(expires, bool) or not isinstance(expires, (int, float)):
+        return None
+    return float(expires)
