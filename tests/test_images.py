@@ -38,11 +38,12 @@ from trek_tasks.containers.images import (
     image_tag,
 )
 from trek_tasks.containers.stack import record_image, stack_image
-from trek_tasks.containers.wheelhouse import PINS, READY_MARK, image_target, wheelhouse_key
+from trek_tasks.containers.wheelhouse import PINS, image_target, wheelhouse_key
 from trek_tasks.errors import BadInput, StepFailed
 from trek_tasks.progress import ImageBuilt, ImageStep
 from trek_tasks.project import Project, Script
 from trek_tasks.state import store_dir
+from trek_tasks.store import READY_MARK
 
 DETECTREDIS = Path("src") / "blcks" / "detectredis"
 SECRETS = ("jwt-" + secrets.token_hex(8), "marvin-" + secrets.token_hex(8))

@@ -32,23 +32,36 @@ PROJECTS = "projects"
 PROJECT_MARK = "manifest.json"  # a record's project is gone once its root lacks this
 
 
+def built(folder: Path) -> str | None:
+    """Why ``folder`` of the store must be (re)built, or None once a build finished it."""
+    return None if (folder / READY_MARK).is_file() else "not built"
+
+
 def health_check(env_dir: Path) -> str | None:
-    """Why ``env_dir`` must be (re)built, or None when it is usable."""
-    if not (env_dir / READY_MARK).is_file():
-        return "not built"
+    """Why the environment ``env_dir`` must be (re)built, or None when it is usable."""
+    if built(env_dir) is not None:
+        return built(env_dir)
     if not (env_dir / "bin" / "python").exists():
         return "its python is missing"
     return None
 
 
-def ensure(kind: str, key: str, build: Callable[[Path], None], about: Mapping[str, object]) -> Path:
-    """The ready environment ``<store>/<kind>/<key>``, building it with ``build(tmp)`` if needed."""
+def ensure(
+    kind: str,
+    key: str,
+    build: Callable[[Path], None],
+    about: Mapping[str, object],
+    problem: Callable[[Path], str | None] = health_check,
+) -> Path:
+    """The ready folder ``<store>/<kind>/<key>`` (an environment, a wheelhouse), built
+    with ``build(tmp)`` under a lock when ``problem`` says it must be, then moved in place
+    with ``about`` in its ready mark."""
     base = store_dir() / kind
     final = base / key
-    if health_check(final) is None:
+    if problem(final) is None:
         return final
     with file_lock(base / f".{key}.lock"):
-        if health_check(final) is None:
+        if problem(final) is None:
             return final
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=base))
         try:

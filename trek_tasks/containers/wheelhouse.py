@@ -14,23 +14,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from trek_tasks.errors import BadInput, StepFailed
 from trek_tasks.files import dump_json, write_atomic
-from trek_tasks.lock import file_lock
 from trek_tasks.state import store_dir
+from trek_tasks.store import built, ensure
 
 WHEELS = "wheels"  # <store>/wheels/<key>: one wheelhouse; <store>/wheels/targets/: pythons
 PINS = "requirements.txt"
-READY_MARK = ".trek-wheels.json"
 # What the image's interpreter says about itself: version, machine, libc.
 PROBE = (
     "import json, platform; "
@@ -130,25 +126,13 @@ def wheelhouse_key(requirements: list[str], target: Target) -> str:
 def ensure_wheelhouse(requirements: list[str], target: Target, script_id: str) -> Path:
     """The wheelhouse (pins in ``requirements.txt`` plus their wheels) for ``requirements``
     on ``target``, resolved and downloaded unless the store has it."""
-    base = store_dir() / WHEELS
-    final = base / wheelhouse_key(requirements, target)
-    if (final / READY_MARK).is_file():
-        return final
-    with file_lock(base / f".{final.name}.lock"):
-        if (final / READY_MARK).is_file():
-            return final
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=base))
-        try:
-            _fill(tmp, requirements, target, script_id)
-            about = {"requirements": requirements, **asdict(target)}
-            (tmp / READY_MARK).write_text(dump_json(about))
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return final
+    return ensure(
+        WHEELS,
+        wheelhouse_key(requirements, target),
+        lambda tmp: _fill(tmp, requirements, target, script_id),
+        {"requirements": requirements, **asdict(target)},
+        problem=built,
+    )
 
 
 def wheelhouse_files(folder: Path) -> list[Path]:
