@@ -23,6 +23,7 @@ _td_install() {
   command -v docker-registry >/dev/null || missing+=(docker-registry)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   command -v htpasswd >/dev/null || missing+=(apache2-utils)
+  command -v curl >/dev/null || missing+=(curl)
   [ ${#missing[@]} -eq 0 ] && return 0
   local t; t=$(_td_now)
   apt-get update -qq
