@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -172,6 +173,21 @@ def set_redis_ports(project: Path, ports: dict[str, int]) -> None:
         if host["id"] in ports:
             host["port"] = ports[host["id"]]
     path.write_text(yaml.safe_dump(inventory))
+
+
+def run_module(
+    module: str, *args: str, cwd: Path, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python -m module args`` in ``cwd`` with this checkout importable, as a user's shell
+    runs ``trek``/``doit``; its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import EXAMPLE, REPO, free_port, set_config, set_redis_ports
+from conftest import EXAMPLE, REPO, free_port, run_module, set_config, set_redis_ports
 
 from trek_tasks.cli import main
 from trek_tasks.project import copy_sources
@@ -25,27 +25,11 @@ def nodes_of_last_run(project: Path) -> dict[str, Any]:
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "trek_tasks", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_module("trek_tasks", *args, cwd=cwd)
 
 
 def doit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "doit", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_module("doit", *args, cwd=cwd)
 
 
 def executed(result: subprocess.CompletedProcess[str]) -> list[str]:

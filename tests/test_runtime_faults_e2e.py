@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, left_running, set_config, set_redis_ports
+from conftest import REPO, left_running, run_module, set_config, set_redis_ports
 
 from trek_tasks.cli import main
 from trek_tasks.runtimes import process
@@ -153,15 +153,7 @@ def last_record(project: Path) -> dict[str, Any]:
 
 
 def trek(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "trek_tasks", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=GUARD,
-    )
+    return run_module("trek_tasks", *args, cwd=cwd, timeout=GUARD)
 
 
 def test_ctrl_c_during_a_long_node_stops_run_once_at_once(

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, run_module
 
 from trek_tasks.errors import BadInput, ManyErrors
 from trek_tasks.project import Project
@@ -938,15 +938,7 @@ def test_write_validated_records_warnings(ref: Path, capsys: pytest.CaptureFixtu
 
 
 def trek(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "trek_tasks", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_module("trek_tasks", *args, cwd=cwd, timeout=60)
 
 
 def test_command_ok(ref: Path) -> None:
