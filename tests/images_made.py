@@ -37,6 +37,8 @@ class Made:
                     client.images.remove(tag)
         for image_id in self.ids:
             try:
+                if client.images.get(image_id).tags:  # tagged by someone else: the base image
+                    continue  # a failing build's FROM step names, or an image reused since
                 client.images.remove(image_id)
-            except docker.errors.APIError:  # gone, or someone else's now (tagged, a parent)
+            except docker.errors.APIError:  # gone, or someone else's now (a parent)
                 pass
