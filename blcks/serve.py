@@ -46,9 +46,12 @@ class Script(NamedTuple):
     main: Callable[..., Any]
 
     @classmethod
-    def load(cls, script_dir: str) -> Script:
-        """Import `handler.handler` from `script_dir`, which must define main(event, context)."""
+    def load(cls, script_dir: str, kind: str = "blcks") -> Script:
+        """Import `handler.handler` from `script_dir`, which must define main(event, context);
+        a script of another kind is run by that kind's runner (`ToolScript`)."""
         folder = os.path.abspath(script_dir)
+        if kind != "blcks":
+            return cls(os.path.basename(folder), ToolScript(folder, kind))
         source = os.path.join(folder, "handler", "handler.py")
         if not os.path.isfile(source):
             raise FileNotFoundError(f"{source} does not exist")
@@ -82,6 +85,25 @@ class Script(NamedTuple):
             except Exception as err:
                 blcks.logger.error("%s failed", self.name, exc_info=True)
                 return 500, _error(500, f"{type(err).__name__}: {err}")
+
+
+class ToolScript:
+    """main(event, context) of a shell, ansible or terraform script: its kind's runner
+    (`blcks.tools`) runs it within the call's action_timeout."""
+
+    def __init__(self, folder: str, kind: str) -> None:
+        from blcks.tools import load_runner
+
+        self.folder = folder
+        self.script_id = os.path.basename(folder)
+        self.runner = load_runner(kind)
+
+    def __call__(self, event: Any, context: dict[str, Any]) -> dict[str, Any]:
+        from blcks.tools import event_timeout
+
+        if not isinstance(event, dict):
+            raise InputError(f"the event must be a JSON object, not {type(event).__name__}")
+        return self.runner.run(self.folder, self.script_id, event, event_timeout(event))
 
 
 class Server(ThreadingHTTPServer):
@@ -243,7 +265,9 @@ class RequestHandler(BaseHTTPRequestHandler):
         blcks.logger.warning("%s %s", self.address_string(), format % args)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, on_listening: Callable[[], None] | None = None) -> int:
+    """Serve until stopped; ``on_listening`` is called once the port accepts calls (the
+    fork server's child tells its parent so)."""
     parser = argparse.ArgumentParser(prog="python -m blcks.serve", description=__doc__)
     parser.add_argument("--script-dir", required=True, help="the script folder holding handler/")
     parser.add_argument("--port", required=True, type=int, help="TCP port (0: any free port)")
@@ -254,10 +278,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=IDLE_TIMEOUT,
         help=f"seconds before an idle kept-alive connection is closed (default {IDLE_TIMEOUT:g})",
     )
+    parser.add_argument(
+        "--kind", default="blcks", help="the script's kind: blcks, shell, ansible, terraform"
+    )
     args = parser.parse_args(argv)
 
     try:
-        script = Script.load(args.script_dir)
+        script = Script.load(args.script_dir, args.kind)
     except (Exception, SystemExit) as err:
         print(
             f"blcks.serve: cannot import handler from {args.script_dir}: "
@@ -289,7 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, on_signal)
     shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"blcks {script.name} listening on http://{shown}:{server.server_port}", flush=True)
+    print(f"{args.kind} {script.name} listening on http://{shown}:{server.server_port}", flush=True)
+    if on_listening is not None:
+        on_listening()
     with bound(CallContext(script=script.name)):
         try:
             server.serve_forever(poll_interval=0.02)  # how fast a SIGTERM is noticed

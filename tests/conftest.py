@@ -3,7 +3,9 @@ and the check that tests leave no process of theirs running."""
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import http.server
 import json
 import os
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -88,6 +91,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 # Every process a test starts inherits this session's mark, so the session can find, by
 # exact identity, what its tests left running. Set on import: before any test starts one.
+# TREK_TEST_FORK_SERVER=0 runs the suite with scripts in fresh interpreters (the global
+# config of every test sets fork_server false), as people who need that run them.
+FORK_SERVER = os.environ.get("TREK_TEST_FORK_SERVER", "1") != "0"
 SESSION_VAR = "TREK_TEST_SESSION"
 SESSION = secrets.token_hex(8)
 os.environ[SESSION_VAR] = SESSION
@@ -190,6 +196,56 @@ def run_module(
     )
 
 
+def is_read_cache(relative: str) -> bool:
+    """Whether a project path (relative, with ``/``) is a cache of what trek read: doit's
+    dep file, the parsed workflow. A command refusing bad input may write those, nothing
+    else (the workflow it parsed was fine; the bad input was another file)."""
+    name = relative.rsplit("/", 1)[-1]
+    return relative.startswith(".trek/") and (name.startswith("doit.db") or name == "workflow.json")
+
+
+def trek_process(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``trek args`` in a process of its own, as a user runs it."""
+    return run_module("trek_tasks", *args, cwd=cwd, timeout=timeout)
+
+
+def last_error(done: subprocess.CompletedProcess[str]) -> str:
+    """The ``trek: error:`` line a command printed."""
+    return next(line for line in done.stderr.splitlines() if line.startswith("trek: error: "))
+
+
+def outputs_of(done: subprocess.CompletedProcess[str]) -> Any:
+    """The outputs ``run<kind>`` printed (the JSON object after its progress lines)."""
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout[done.stdout.index("\n{") :])
+
+
+def wheel(folder: Path, name: str, source: str, console: str = "") -> Path:
+    """A pure-Python wheel of one module ``name`` (no build step, no network); ``console``
+    names a console script calling ``name:main``."""
+    dist = f"{name}-1.0.dist-info"
+    files = {
+        f"{name}/__init__.py": source,
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+        f"{dist}/top_level.txt": f"{name}\n",
+    }
+    if console:
+        files[f"{dist}/entry_points.txt"] = f"[console_scripts]\n{console} = {name}:main\n"
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
+    record.append(f"{dist}/RECORD,,")
+    target = folder / f"{name}-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(target, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+        archive.writestr(f"{dist}/RECORD", "\n".join(record) + "\n")
+    return target
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -281,6 +337,10 @@ def isolated_home(
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("TREK_GLOBAL_CONFIG", str(home / ".trek" / "config.json"))
     monkeypatch.setenv("TREK_HOME", str(trek_home))
+    if not FORK_SERVER:
+        config = home / ".trek" / "config.json"
+        config.parent.mkdir()
+        config.write_text('{"fork_server": false}\n')
     return home
 
 
@@ -338,6 +398,21 @@ class Registry:
     address: str
     user: str
     password: str
+
+
+@pytest.fixture
+def example_on_redis(project: Path, redis_server: int) -> Iterator[Path]:
+    """The example with its reachable host on the test's redis-server; shut down after,
+    with nothing of it left running."""
+    from trek_tasks.cli import main
+    from trek_tasks.environment import Environment
+    from trek_tasks.project import Project
+
+    set_config(project, router_port=0)
+    set_redis_ports(project, {"S-redis-local": redis_server})
+    yield project
+    main(["shutdownenv", "-a", "-p", str(project)])
+    assert Environment(Project.load(project)).leftovers() == []
 
 
 @pytest.fixture(scope="session")

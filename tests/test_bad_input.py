@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE
+from conftest import EXAMPLE, is_read_cache
 
 from trek_tasks.cli import main
 from trek_tasks.files import MAX_FILE_BYTES
@@ -37,11 +37,11 @@ def trek(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str]
 
 
 def tree(root: Path) -> dict[str, str]:
-    """Every file below ``root`` but doit's own state, with a digest of its bytes."""
+    """Every file below ``root`` but the caches of what trek read, with a digest of its bytes."""
     return {
         path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(root.rglob("*"))
-        if path.is_file() and not path.name.startswith("doit.db")
+        if path.is_file() and not is_read_cache(path.relative_to(root).as_posix())
     }
 
 

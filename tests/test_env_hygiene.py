@@ -187,6 +187,19 @@ def test_initenv_records_which_environments_the_project_uses(example: Path) -> N
     }
 
 
+def test_the_record_follows_a_requirements_edit_within_one_run(project: Path) -> None:
+    env = Environment(Project.load(project))
+    script = env.project.scripts["detectredis"]
+    env.record_envs(script)
+    before = json.loads(project_record(project).read_text())["envs"]["detectredis"]
+    with open(script.requirements, "a") as out:
+        out.write("pyyaml\n")
+    env.record_envs(script)  # as the restart of that script does, in the same process
+    after = json.loads(project_record(project).read_text())["envs"]["detectredis"]
+    assert after != before
+    assert after == env.runtime.env_key(script)
+
+
 def fake_env(store: Path, name: str, size: int, requirements: tuple[str, ...] = ()) -> Path:
     folder = store / "envs" / name
     (folder / "bin").mkdir(parents=True)

@@ -208,6 +208,34 @@ def test_dump_json_style() -> None:
     assert json.loads(text) == {"b": 1, "a": {"é": [1]}}
 
 
+def test_a_kept_parse_is_read_while_the_text_is_unchanged(tmp_path: Path) -> None:
+    path, keep = tmp_path / "graph.yml", tmp_path / ".trek" / "workflow.json"
+    path.write_text("graph: {nodes: [1, 2]}\n")
+    assert load_yaml(path, keep=keep) == {"graph": {"nodes": [1, 2]}}
+    kept = json.loads(keep.read_text())
+    assert kept["data"] == {"graph": {"nodes": [1, 2]}}
+    # what is kept is what a later command reads, without parsing the YAML again
+    keep.write_text(json.dumps({**kept, "data": {"from": "keep"}}))
+    assert load_yaml(path, keep=keep) == {"from": "keep"}
+    assert content_digest(path, keep) != content_digest(path)
+    # an edit changes the text's digest: the file is parsed again and kept anew
+    path.write_text("graph: {nodes: [3]}\n")
+    assert load_yaml(path, keep=keep) == {"graph": {"nodes": [3]}}
+    assert json.loads(keep.read_text())["data"] == {"graph": {"nodes": [3]}}
+    assert content_digest(path, keep) == content_digest(path)
+
+
+def test_data_json_cannot_hold_exactly_is_not_kept(tmp_path: Path) -> None:
+    path, keep = tmp_path / "graph.yml", tmp_path / "workflow.json"
+    for text in ("day: 2024-01-02\n", "1: one\n"):  # a date; a key that is not text
+        path.write_text(text)
+        assert load_yaml(path, keep=keep) == load_yaml(path)
+        assert not keep.exists(), text
+    keep.mkdir()  # a keep that cannot be written only costs a parse
+    path.write_text("a: 1\n")
+    assert load_yaml(path, keep=keep) == {"a": 1}
+
+
 def test_content_digest_follows_what_a_file_says_not_how(tmp_path: Path) -> None:
     path = tmp_path / "graph.yml"
     path.write_text("a: 1\nb: [x, 'y']\n")

@@ -34,7 +34,7 @@ from unittest.mock import patch
 import doit.plugin
 import pytest
 import yaml
-from conftest import EXAMPLE
+from conftest import EXAMPLE, is_read_cache
 from hypothesis import event, given
 from hypothesis import strategies as st
 
@@ -73,7 +73,6 @@ KINDS = [
 ]
 # validate is the cheapest and reads every kind; graph and pack -a add doit's path
 COMMANDS = (["validate"], ["validate"], ["graph"], ["pack", "-a"])
-DOIT_STATE = ".trek/doit.db"  # doit's dep file, and any file of the same name and suffix
 ERROR = "trek: error: "
 LOCATED = re.compile(r"(?P<file>.+?)(?::\d+:\d+)?: ")
 MAX_LINE = 600  # a message with its values cut (files.shown) stays readable
@@ -502,8 +501,9 @@ def entry(path: str) -> tuple[int, ...]:
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, ...]]:
-    """Each file and folder of the project and of the home beside it, but doit's state,
-    by its path relative to ``root`` (as ``entry`` says it)."""
+    """Each file and folder of the project and of the home beside it, but the caches of
+    what trek read (``is_read_cache``), by its path relative to ``root`` (as ``entry``
+    says it)."""
     found: dict[str, tuple[int, ...]] = {}
     stack = [(str(root), ""), (str(root / HOME), HOME + "/")]
     while stack:
@@ -514,7 +514,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, ...]]:
                 if item.is_dir(follow_symlinks=False):
                     found[rel] = ()
                     stack.append((item.path, rel + "/"))
-                elif not rel.startswith(DOIT_STATE):
+                elif not is_read_cache(rel):
                     info = item.stat(follow_symlinks=False)
                     found[rel] = (info.st_size, info.st_mtime_ns)
     return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -79,6 +80,11 @@ def test_graph_show_prints_the_reference_dot_and_writes_images(
     assert (state / "graph.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     svg = (state / "graph.svg").read_text()
     assert "<svg" in svg and ">detectredis</text>" in svg and ">4&#45;5</text>" in svg
+    # The whole drawing shows: the size is the view box's (drawn at the DOT's dpi, the
+    # drawing was scaled up inside a view box of the smaller size, its right part cut off).
+    width = re.search(r'<svg width="([\d.]+)pt"', svg)
+    box = re.search(r'viewBox="[\d.]+ [\d.]+ ([\d.]+) ', svg)
+    assert width and box and abs(float(width.group(1)) - float(box.group(1))) < 1
 
 
 def test_graph_without_show_prints_only_the_summary(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from archives import CORPUS, SCRIPT_ID, VERSION
-from conftest import EXAMPLE, drip, free_port, serve
+from conftest import EXAMPLE, drip, free_port, is_read_cache, serve
 
 from trek_tasks.cli import main
 from trek_tasks.hub import bundled_path, sha256_hex
@@ -68,11 +68,11 @@ def use_repository(root: Path, location: str) -> None:
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file of the project except doit's own state."""
+    """Every file of the project except the caches of what trek read (``is_read_cache``)."""
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and "doit.db" not in p.name
+        if p.is_file() and not is_read_cache(p.relative_to(root).as_posix())
     }
 
 

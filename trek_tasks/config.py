@@ -6,6 +6,7 @@ layer or the default shows through.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import os
@@ -15,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from trek_tasks.errors import BadInput
-from trek_tasks.files import Document, display, dump_json, load_json, load_marked, write_atomic
+from trek_tasks.files import (
+    Document,
+    display,
+    dump_json,
+    load_json,
+    load_marked,
+    settled,
+    write_atomic,
+)
 from trek_tasks.kinds import code_base_defaults
 from trek_tasks.state import STATE_DIR
 
@@ -42,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     "flow_home": "",
     "envs": {},
     "runtime": "local",
+    # Local scripts start as children of a warm per-environment fork server; false starts
+    # each in a fresh interpreter (runtimes/local.py).
+    "fork_server": True,
     "blcks_base_image": "",
     "docker_registry": "",
     "docker_username": "",
@@ -56,6 +68,10 @@ PATH_KEYS = frozenset(
     {"input_data_path", "input_event_path", "local_inventory_file", *code_base_defaults()}
 )
 OBJECT_KEYS = frozenset({"envs"})
+BOOL_KEYS = frozenset({"fork_server"})
+BOOL_WORDS = {word: True for word in ("true", "yes", "on", "1")} | {
+    word: False for word in ("false", "no", "off", "0")
+}
 CREDENTIAL_KEYS = frozenset({"marvin_JWT", "marvin_secret", "docker_password"})
 
 
@@ -120,11 +136,27 @@ class Config:
         return cls(values, sources, tuple(files))
 
 
+# Config files as last read, by what ``stat`` says of them: every script's settings are
+# merged from the same few files many times a run (and every cycle of a watch).
+_READ: dict[str, tuple[tuple[int, int, int, int], dict[str, Any]]] = {}
+
+
 def read_file(path: Path) -> dict[str, Any]:
-    """One config file as a dict; a file that is not a JSON object is bad input."""
+    """One config file as a dict (the caller's own copy); a file that is not a JSON object
+    is bad input."""
+    try:
+        info = path.stat()
+        key = (info.st_size, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
+    except OSError:
+        key = None
+    known = _READ.get(str(path))
+    if key is not None and known is not None and known[0] == key:
+        return copy.deepcopy(known[1])
     data = load_json(path)
     if not isinstance(data, dict):
         raise BadInput("a config file must hold a JSON object", display(path))
+    if key is not None and settled(key[2], key[3]):
+        _READ[str(path)] = (key, copy.deepcopy(data))
     return data
 
 
@@ -145,6 +177,10 @@ def parse_value(key: str, text: str) -> Any:
             value: Any = int(text)
         except ValueError:
             raise BadInput(f"'{key}' takes a whole number, not '{text}'", "config") from None
+    elif key in BOOL_KEYS:
+        if text.strip().lower() not in BOOL_WORDS:
+            raise BadInput(f"'{key}' takes true or false, not '{text}'", "config")
+        value = BOOL_WORDS[text.strip().lower()]
     elif key in OBJECT_KEYS:
         try:
             value = json.loads(text)

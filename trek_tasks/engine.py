@@ -22,7 +22,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
@@ -34,6 +34,7 @@ from trek_tasks.kinds import default_kind
 from trek_tasks.paratypes import type_problem
 
 MAX_PARALLEL = 8
+WITH_OUTPUTS = ("done", "reused", "skipped")  # the statuses templates read outputs of
 
 
 class Invoker(Protocol):
@@ -268,6 +269,31 @@ class Workers:
             self.jobs.put(None)
 
 
+class _Outputs(Mapping[str, Any]):
+    """Node id -> outputs of each node done, reused or skipped (``extra`` first): a view
+    of the runs, so a template's lookup costs one dict access instead of a copy of every
+    node's outputs per node (quadratic in nodes)."""
+
+    def __init__(self, runs: Mapping[str, NodeRun], extra: Mapping[str, Any]) -> None:
+        self.runs = runs
+        self.extra = extra
+
+    def __getitem__(self, node_id: str) -> Any:
+        if node_id in self.extra:
+            return self.extra[node_id]
+        run = self.runs[node_id]
+        if run.status not in WITH_OUTPUTS:
+            raise KeyError(node_id)
+        return run.outputs
+
+    def __iter__(self) -> Iterator[str]:
+        done = (nid for nid, run in self.runs.items() if run.status in WITH_OUTPUTS)
+        return iter({**dict.fromkeys(self.extra), **dict.fromkeys(done)})
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class Engine:
     """Executes one run of a workflow and tells its subscribers what happens.
 
@@ -307,14 +333,8 @@ class Engine:
             return "not_script"
         return self.settings.script_types.get(node.script_id) or default_kind().script_type
 
-    def _context(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        context = {
-            nid: run.outputs
-            for nid, run in self.runs.items()
-            if run.status in ("done", "reused", "skipped")
-        }
-        context.update(extra or {})
-        return context
+    def _context(self, extra: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+        return _Outputs(self.runs, extra or {})
 
     def _inputs(self, node: Node) -> dict[str, Any]:
         """Bindings of the taken incoming edges, then the data.yml overrides."""

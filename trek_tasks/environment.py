@@ -71,6 +71,7 @@ class Environment:
         self.state = project.state
         self.dir = self.state.env_dir
         self.identity = self.state.identity
+        self._env_keys: dict[str, str] | None = None  # what ``record_envs`` last recorded
 
     # scripts ---------------------------------------------------------------
 
@@ -191,8 +192,7 @@ class Environment:
             if updated is not None:
                 return updated
         old_running = old is not None and self.runtime_of(old).healthy(old)
-        self.stop_strays(script.id, keep=old if old_running else None)
-        self.record_envs()
+        self.record_envs(script)
         envs = self.script_env(script)
         port = process.free_port(0 if old is None or old_running else urlsplit(old.url).port or 0)
         self.log_path(script.id).unlink(missing_ok=True)
@@ -201,6 +201,11 @@ class Environment:
         write_atomic(self.handle_path(script.id), handle.dump())
         if old is not None:
             self.runtime_of(old).stop(old, wait=not old_running)
+        # Copies a lost handle left are looked for once the new one serves: finding them
+        # reads every process's environment, which costs more than a forked restart.
+        self.stop_strays(
+            script.id, keep=(handle, *((old,) if old is not None and old_running else ()))
+        )
         return handle
 
     def down(self, script_id: str) -> bool:
@@ -212,14 +217,15 @@ class Environment:
             self.runtime_of(handle).stop(handle)
         return self.stop_strays(script_id) or running
 
-    def stop_strays(self, script_id: str, keep: Handle | None = None) -> bool:
+    def stop_strays(self, script_id: str, keep: tuple[Handle, ...] = ()) -> bool:
         """Stop the processes of ``script_id`` this project runs, found by identity, other
-        than ``keep``'s (a handle file lost, corrupt or overwritten leaves them); True if
-        any ran."""
+        than those ``keep`` names (a handle file lost, corrupt or overwritten leaves them);
+        True if any ran."""
+        kept = {handle.ref for handle in keep}
         strays = [
             found
             for found in self.runtime.leftovers(self.identity)
-            if found.script_id == script_id and (keep is None or found.ref != keep.ref)
+            if found.script_id == script_id and found.ref not in kept
         ]
         for stray in strays:
             self.runtime.stop(stray)
@@ -250,13 +256,18 @@ class Environment:
     def install_env(self, script: Script) -> None:
         """Build ``script``'s environment unless it is usable, noting in the store that
         this project uses it."""
-        self.record_envs()
+        self.record_envs(script)
         self.runtime.install_env(script)
 
-    def record_envs(self) -> None:
-        """Tell the store which environment each script of the project needs now."""
-        keys = {s.id: self.runtime.env_key(s) for s in self.project.scripts.values()}
-        store.record_project(self.project.root, keys)
+    def record_envs(self, script: Script) -> None:
+        """Tell the store which environment each script of the project needs now, before
+        ``script``'s is built or started: every key the first time, then ``script``'s (each
+        start computing them all made bringing up N scripts cost N² keys)."""
+        if self._env_keys is None:
+            self._env_keys = {s.id: self.runtime.env_key(s) for s in self.project.scripts.values()}
+        elif script.id in self.project.scripts:
+            self._env_keys[script.id] = self.runtime.env_key(script)
+        store.record_project(self.project.root, self._env_keys)
 
     # local Marvin ----------------------------------------------------------
 
@@ -315,7 +326,9 @@ class Environment:
         problem = self.marvin_problem(state)
         if problem is not None:
             return problem
-        if state.get("router_port") != self.router_port():
+        # The running Marvin's port was checked when it started: a value equal to it needs
+        # no schema check (whose import costs more than the rest of a warm run's checks).
+        if state.get("router_port") != self.project.config["router_port"]:
             return "router_port changed"
         if state.get("inventory") != self.inventory_digest():
             return f"{self.inventory.name} changed"
@@ -462,6 +475,7 @@ class Environment:
         for runtime in runtimes:
             for handle in runtime.leftovers(self.identity):
                 runtime.stop(handle)
+            runtime.shutdown(self.identity)
         for found in process.find(self.identity, MARVIN_ROLE):
             process.stop(found.pid, found.token, found.project)
         return stopped

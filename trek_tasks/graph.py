@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,13 @@ class Edge:
     def key(self) -> str:
         """The ``"<source>-<target>"`` name used in labels and inputs/data.yml."""
         return f"{self.source}-{self.target}"
+
+
+@dataclass
+class _Index:
+    nodes: dict[str, Node] = field(default_factory=dict)
+    incoming: dict[str, list[Edge]] = field(default_factory=dict)
+    outgoing: dict[str, list[Edge]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,14 +122,27 @@ class Workflow:
             raw=raw,
         )
 
+    @functools.cached_property
+    def _index(self) -> _Index:
+        """Nodes by id (the first of a repeated id) and edges by target and by source, in
+        file order: a lookup per node must not scan the graph (the engine and ``validate``
+        make several per node)."""
+        index = _Index()
+        for node in self.nodes:
+            index.nodes.setdefault(node.id, node)
+        for edge in self.edges:
+            index.incoming.setdefault(edge.target, []).append(edge)
+            index.outgoing.setdefault(edge.source, []).append(edge)
+        return index
+
     def node(self, node_id: str) -> Node | None:
-        return next((n for n in self.nodes if n.id == node_id), None)
+        return self._index.nodes.get(node_id)
 
     def incoming(self, node_id: str) -> list[Edge]:
-        return [e for e in self.edges if e.target == node_id]
+        return list(self._index.incoming.get(node_id, ()))
 
     def outgoing(self, node_id: str) -> list[Edge]:
-        return [e for e in self.edges if e.source == node_id]
+        return list(self._index.outgoing.get(node_id, ()))
 
     def upstream(self, node_id: str) -> set[str]:
         """Every node with a path to ``node_id`` (not including itself unless on a cycle)."""
@@ -171,8 +192,8 @@ def image_paths(dot_path: Path) -> list[Path]:
     return [dot_path.with_suffix(f".{fmt}") for fmt in IMAGE_FORMATS]
 
 
-def _run_dot(source: bytes, fmt: str, timeout: float) -> bytes:
-    """``dot -T<fmt>`` over ``source``. ``FileNotFoundError`` when Graphviz is not
+def _run_dot(source: bytes, fmt: str, timeout: float, options: tuple[str, ...] = ()) -> bytes:
+    """``dot -T<fmt> OPTIONS`` over ``source``. ``FileNotFoundError`` when Graphviz is not
     installed; ``subprocess.TimeoutExpired`` when dot ran past ``timeout`` (it is killed)."""
     import shutil
     import subprocess
@@ -181,11 +202,19 @@ def _run_dot(source: bytes, fmt: str, timeout: float) -> bytes:
     if program is None:
         raise FileNotFoundError("dot")
     done = subprocess.run(
-        [program, f"-T{fmt}"], input=source, capture_output=True, timeout=max(timeout, 0.01)
+        [program, f"-T{fmt}", *options],
+        input=source,
+        capture_output=True,
+        timeout=max(timeout, 0.01),
     )
     if done.returncode != 0:
         raise StepFailed(f"dot failed: {done.stderr.decode(errors='replace').strip()}")
     return done.stdout
+
+
+# An SVG is drawn at 72 dpi: it is in points, and Graphviz (2.43) crops one drawn at the
+# DOT's 150 dpi (the drawing is scaled up inside a view box of the 72 dpi size).
+FORMAT_OPTIONS: dict[str, tuple[str, ...]] = {"svg": ("-Gdpi=72",)}
 
 
 def render_images(dot_path: Path, formats: tuple[str, ...] = IMAGE_FORMATS) -> list[Path]:
@@ -200,7 +229,7 @@ def render_images(dot_path: Path, formats: tuple[str, ...] = IMAGE_FORMATS) -> l
     try:
         for fmt in formats:
             images[dot_path.with_suffix(f".{fmt}")] = _run_dot(
-                source, fmt, deadline - time.monotonic()
+                source, fmt, deadline - time.monotonic(), FORMAT_OPTIONS.get(fmt, ())
             )
     except FileNotFoundError:
         raise StepFailed(
@@ -218,6 +247,22 @@ def render_images(dot_path: Path, formats: tuple[str, ...] = IMAGE_FORMATS) -> l
     for path, data in images.items():
         write_atomic(path, data)
     return list(images)
+
+
+def render_svg(workflow: Workflow, name: str) -> str:
+    """The SVG Graphviz draws from ``to_dot``'s DOT (the DOT ``trek graph`` writes)."""
+    import subprocess
+
+    source = to_dot(workflow, name).encode()
+    try:
+        return _run_dot(source, "svg", DOT_TIMEOUT, FORMAT_OPTIONS["svg"]).decode()
+    except FileNotFoundError:
+        raise StepFailed(
+            "Graphviz's `dot` program is not installed, so the graph cannot be drawn; "
+            "install Graphviz (e.g. `apt-get install graphviz`)"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise StepFailed(f"dot did not finish drawing the graph within {DOT_TIMEOUT:g} s") from None
 
 
 def layout_positions(workflow: Workflow, name: str) -> dict[str, dict[str, float]]:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from time import monotonic, sleep
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from blcks.retry import ATTEMPTS, BACKOFF, IDEMPOTENT, RETRY_STATUSES, pause
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     import requests
 
 Timeout = float | tuple[float, float]  # seconds, or (connect, read)
+T = TypeVar("T")
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 TIMEOUT: tuple[float, float] = (5.0, 30.0)
 MASK = "..."
@@ -118,12 +120,23 @@ def _shown_param(param: str) -> str:
 def secrets_of(url: str, headers: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The credentials a call carries: user info, token-like query values and headers."""
     parts = urlsplit(url)
-    found = [parts.password or "", parts.username or ""]
+    found = [parts.password or "", parts.username or "", basic_auth(url) or ""]
     found += [value for name, value in parse_qsl(parts.query) if _TOKEN_LIKE.search(name)]
     for name, value in (headers or {}).items():
         if _TOKEN_LIKE.search(name):
             found += [value, *value.split()[1:]]  # "Bearer <token>": the token alone too
     return tuple(sorted({s for s in found if len(s) >= _MIN_SECRET}, key=len, reverse=True))
+
+
+def basic_auth(url: str) -> str | None:
+    """The Basic credentials the user info of ``url`` is sent as (None without user info)."""
+    import base64
+
+    parts = urlsplit(url)
+    if parts.username is None:
+        return None
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    return base64.b64encode(pair).decode()
 
 
 def scrub(text: str, secrets: tuple[str, ...]) -> str:
@@ -182,6 +195,15 @@ class _Call:
     ) -> _Call:
         connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         return cls(method.upper(), shown_url(url), secrets_of(url, headers), connect, read)
+
+    def lost(self, err: OSError, connected: bool) -> HttpError:
+        """The HttpError for an http.client call that failed (``connected``: after the
+        connection was made), worded as ``no_answer`` words requests' failures."""
+        if isinstance(err, TimeoutError):
+            if connected:
+                return self._error(f"no answer within {self.read:g} s", connected=True)
+            return self._error(f"timed out after {self.connect:g} s")
+        return self._error(reason(err), connected)
 
     def no_answer(self, err: Exception) -> HttpError:
         """The HttpError for a requests (or, reading a stream, urllib3) exception."""
@@ -262,6 +284,36 @@ class Stream:
             raise self.call.no_answer(err) from None
 
 
+class _Again(Exception):
+    """An attempt that may be tried again (its ``error`` is raised after the last one)."""
+
+    def __init__(self, error: HttpError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _retrying(call: _Call, once: Callable[[], T]) -> T:
+    """``once()``'s answer; an attempt raising ``_Again`` (no connection, or 502/503/504) is
+    tried again with backoff when the method is idempotent (``blcks.retry``'s rule)."""
+    attempts = ATTEMPTS if call.method in IDEMPOTENT else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            return once()
+        except _Again as again:
+            if attempt == attempts:
+                raise again.error from None
+            sleep(pause(attempt, BACKOFF))
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _refused(
+    call: _Call, status: int, phrase: str, body: bytes, headers: Mapping[str, str]
+) -> Exception:
+    """The error for a non-2xx answer, as ``_Again`` when another attempt may succeed."""
+    error = call.answered(status, phrase, body, headers)
+    return _Again(error) if status in RETRY_STATUSES else error
+
+
 def _send(
     call: _Call,
     url: str,
@@ -270,12 +322,10 @@ def _send(
     timeout: Timeout,
     stream: bool,
 ) -> requests.Response:
-    """The first 2xx answer, retrying idempotent calls; else HttpError."""
+    """The first 2xx answer through requests (proxies, TLS, redirects); else HttpError."""
     import requests
 
-    attempts = ATTEMPTS if call.method in IDEMPOTENT else 1
-    for attempt in range(1, attempts + 1):
-        last = attempt == attempts
+    def once() -> requests.Response:
         try:
             response = requests.request(
                 call.method,
@@ -287,25 +337,71 @@ def _send(
             )
         except requests.ConnectionError as err:
             error = call.no_answer(err)
-            if last or error.connected:  # a read that timed out is not tried again
-                raise error from None
-            sleep(pause(attempt, BACKOFF))
-            continue
+            # a read that timed out is not tried again
+            raise (error if error.connected else _Again(error)) from None
         except requests.RequestException as err:
             raise call.no_answer(err) from None
         if 200 <= response.status_code < 300:
             return response
-        if response.status_code in RETRY_STATUSES and not last:
-            response.close()
-            sleep(pause(attempt, BACKOFF))
-            continue
         with response:
             try:
                 content = response.content
             except requests.RequestException:
                 content = b""
-        raise call.answered(response.status_code, response.reason or "", content, response.headers)
-    raise AssertionError("unreachable: the last attempt returns or raises")
+        raise _refused(call, response.status_code, response.reason or "", content, response.headers)
+
+    return _retrying(call, once)
+
+
+def _send_loopback(
+    call: _Call, url: str, headers: Mapping[str, str], body: bytes | None
+) -> Response:
+    """The first 2xx answer of a server on this machine, through http.client: no proxy or
+    TLS applies, and a command talking only to its local Marvin never imports requests
+    (which costs more than the rest of a warm ``trek run``'s checks)."""
+    import http.client
+
+    parts = urlsplit(url)
+    sent = dict(headers)
+    credentials = basic_auth(url)
+    if credentials is not None:  # user info becomes Basic auth, as requests sends it
+        sent["Authorization"] = f"Basic {credentials}"
+    target = urlunsplit(("", "", parts.path or "/", parts.query, ""))
+
+    def once() -> Response:
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=call.connect)
+        try:
+            try:
+                conn.connect()
+            except OSError as err:
+                raise _Again(call.lost(err, connected=False)) from None
+            assert conn.sock is not None
+            conn.sock.settimeout(call.read)
+            try:
+                conn.request(call.method, target, body=body, headers=sent)
+                answer = conn.getresponse()
+                content = answer.read()
+            except TimeoutError as err:  # a read that timed out is not tried again
+                raise call.lost(err, connected=True) from None
+            except OSError as err:  # reset or closed: as requests, tried again
+                raise _Again(call.lost(err, connected=False)) from None
+            except http.client.HTTPException as err:
+                raise call.lost(OSError(type(err).__name__), connected=True) from None
+        finally:
+            conn.close()
+        # http.client's headers are read without case, as requests' are
+        answered = cast(Mapping[str, str], answer.headers)
+        if 200 <= answer.status < 300:
+            return Response(answer.status, answer.reason or "", answered, content)
+        raise _refused(call, answer.status, answer.reason or "", content, answered)
+
+    return _retrying(call, once)
+
+
+def is_loopback(url: str) -> bool:
+    """An ``http://`` URL of this machine's usual loopback names (others go through requests)."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and parts.hostname in LOOPBACK
 
 
 def request(
@@ -324,6 +420,8 @@ def request(
         body = json.dumps(payload).encode()
         headers.setdefault("Content-Type", "application/json")
     call = _Call.create(method, url, headers, timeout)
+    if is_loopback(url):
+        return _send_loopback(call, url, headers, body)
     response = _send(call, url, headers, body, timeout, stream=False)
     return Response(response.status_code, response.reason or "", response.headers, response.content)
 

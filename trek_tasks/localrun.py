@@ -279,10 +279,11 @@ def run_digest(project: Project) -> str:
     engine reads."""
     env = Environment(project)
     remote = target.remote(project.config)
-    inputs = (project.entry, project.path("input_data_path"), project.path("input_event_path"))
+    inputs = (project.path("input_data_path"), project.path("input_event_path"))
     parts: dict[str, Any] = {
         "trek": __version__,
         "inputs": [content_digest(path) for path in inputs],
+        "workflow": content_digest(project.entry, project.state.parsed_workflow),
         "timeout": project.config["action_timeout"],
         "marvin_url": remote.url if remote else "",
         "inventory": env.inventory_digest(),

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Watch mode waits this long without further changes before it runs: the events of one save
+# spread over at most 17 ms here (vim with a backup file; a plain or atomic write: under
+# 5 ms; bench/bench_devloop.py "save_bursts"), so 50 ms groups a save and costs little.
+WATCH_DEBOUNCE_MS = 50
+
 
 @dataclass(frozen=True)
 class TaskOptions:

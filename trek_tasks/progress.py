@@ -174,6 +174,24 @@ class PublishReport:
 
 
 @dataclass(frozen=True)
+class ForkServerStarted:
+    """The local runtime started the fork server of ``env_key`` (``why``: the one before
+    had stopped), or started one that leaves ``skipped`` modules for each script to import."""
+
+    env_key: str
+    why: str
+    skipped: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class ForkFellBack:
+    """``script_id`` was started in a fresh interpreter: its fork server failed (``why``)."""
+
+    script_id: str
+    why: str
+
+
+@dataclass(frozen=True)
 class EnvBuilding:
     """A script's environment is not in the store yet: it is being built."""
 

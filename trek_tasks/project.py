@@ -210,7 +210,8 @@ class Project:
         for key in sorted(PATH_KEYS):
             config.checked(key)
         entry = workflow_entry(root, load_marked(root / MANIFEST, root), must_exist=workflow)
-        raw = load_yaml(entry, root) if workflow else None
+        keep = StateLayout.for_project(root).parsed_workflow
+        raw = load_yaml(entry, root, keep) if workflow else None
         packages_file = root / PACKAGES
         packages_data = load_json(packages_file, root) if packages_file.is_file() else {}
         packages = packages_data.get("packages", {}) if isinstance(packages_data, dict) else {}

@@ -235,6 +235,15 @@ class Terminal:
             self.on_Published(published)
         self.out(f"Index written: {_shown(event.index)}")
 
+    def on_ForkServerStarted(self, event: step.ForkServerStarted) -> None:
+        if event.why != "not running":
+            self.out(f"fork server of {event.env_key} started anew: {event.why}")
+        for module, why in event.skipped:
+            self.out(f"fork server of {event.env_key}: each script imports {module} itself ({why})")
+
+    def on_ForkFellBack(self, event: step.ForkFellBack) -> None:
+        self.out(f"{event.script_id} started in a fresh interpreter: {event.why}")
+
     def on_EnvBuilding(self, event: step.EnvBuilding) -> None:
         wanted = ", ".join(event.requirements) or "no requirements"
         self.out(f"building environment for {event.script_id} ({wanted})...")

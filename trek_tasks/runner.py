@@ -164,12 +164,15 @@ def mark_installed(root: Path) -> None:
     mark_done(project, ["install"])
 
 
-def watch_project(root: Path, options: TaskOptions, verbose: bool = False) -> int:
+def watch_project(
+    root: Path, options: TaskOptions, verbose: bool = False, debounce_ms: int | None = None
+) -> int:
     """Run the project's workflow (task ``execute``) now and after every change until Ctrl-C.
 
     Runtimes stay up afterwards. Returns the exit code (130 after Ctrl-C).
     """
-    code = WatchMain(ProjectLoader(root, options, verbose)).run(["auto", "execute"])
+    quiet = [] if debounce_ms is None else [f"--debounce={debounce_ms}"]
+    code = WatchMain(ProjectLoader(root, options, verbose)).run(["auto", *quiet, "execute"])
     return int(code)
 
 

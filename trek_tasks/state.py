@@ -1,10 +1,13 @@
 """Where trek keeps its state: every path under a project's ``.trek/`` and the store.
 
 ``.trek/`` holds ``config.json`` (written by people), ``doit.db`` (doit's dep file),
-``validated.json``, ``graph.gv`` and its images, ``env/`` (per script a handle
+``validated.json``, ``workflow.json`` (the workflow file parsed), ``graph.gv`` and its
+images, ``env/`` (per script a handle
 ``<id>.json`` and a log ``<id>.log``; the local Marvin's ``marvin.json``, ``.log``,
-``.secret``), ``marvin.sqlite``, ``runs/`` (one record per run, ``last.json``),
-``run.lock``, ``up.lock`` and ``images/`` (per script the image its last build made).
+``.secret``), ``marvin.sqlite``, ``runs/`` (one record per run, ``last.json``, and each run's
+``<id>.events.jsonl``), ``portal/`` (the output of the portal's last action),
+``run.lock``, ``up.lock``, ``forkservers/`` (per script environment the local runtime's
+fork server: state and log) and ``images/`` (per script the image its last build made).
 Built environments live in the store (``store_dir()``), shared by projects, beside a
 record of which ones each project uses (``store.py``: ``envs/``, ``projects/``); so do
 the wheelhouses images install from (``containers/wheelhouse.py``: ``wheels/``).
@@ -37,6 +40,11 @@ class StateLayout:
     def for_project(cls, root: Path) -> StateLayout:
         return cls(root)
 
+    @classmethod
+    def of_identity(cls, identity: str) -> StateLayout:
+        """The layout of the project whose processes ``identity`` tags."""
+        return cls(Path(identity))
+
     @property
     def identity(self) -> str:
         """What tags the processes this project starts (exactly this root, no prefix)."""
@@ -57,6 +65,12 @@ class StateLayout:
     @property
     def validated(self) -> Path:
         return self.dir / "validated.json"
+
+    @property
+    def parsed_workflow(self) -> Path:
+        """The workflow file's data with a digest of its text (``files.load_yaml``'s
+        ``keep``): read instead of the YAML while the text is unchanged."""
+        return self.dir / "workflow.json"
 
     @property
     def graph(self) -> Path:
@@ -119,6 +133,12 @@ class StateLayout:
     def up_lock(self) -> Path:
         """Held while a process of the project is brought up (two runs start one each)."""
         return self.dir / "up.lock"
+
+    @property
+    def fork_servers(self) -> Path:
+        """Per script environment ``<env key>.json`` and ``.log``: the fork server the
+        local runtime starts the scripts of that environment from."""
+        return self.dir / "forkservers"
 
     @property
     def images_dir(self) -> Path:

@@ -32,6 +32,7 @@ from doit.exceptions import InvalidCommand, InvalidDodoFile, InvalidTask
 
 from trek_tasks.errors import INTERRUPTED
 from trek_tasks.events import emit
+from trek_tasks.options import WATCH_DEBOUNCE_MS
 from trek_tasks.state import STATE_DIR
 
 # What a Trek project's tasks read besides their file_dep and its configured folders.
@@ -57,7 +58,7 @@ IGNORED_DIRS = frozenset(
 )
 TEMP_NAME = re.compile(r"\.sw.$|~$|^\.#|^#.*#$|^4913$|\.tmp$|\.py[cod]$|___jb_\w+___$|^\.DS_Store$")
 
-DEFAULT_QUIET_MS = 300
+DEFAULT_QUIET_MS = WATCH_DEBOUNCE_MS
 MAX_GROUP_MS = 1600
 IDLE_MS = 500
 
@@ -333,11 +334,10 @@ class AutoCommand(DoitCmdBase):
 
     def __init__(self, task_loader: Any, **kwargs: Any) -> None:
         super().__init__(task_loader, **kwargs)
-        reporters = self._run().cmdparser["reporter"].choices
-        self.cmdparser["reporter"].choices = reporters
-
-    def _run(self) -> Run:
-        return Run(task_loader=self.loader, config=self.config, bin_name=self.bin_name)
+        # One ``run`` command for every cycle: making one looks up doit's plugins (entry
+        # points of every installed package), which cost more than a cycle's own checks.
+        self.run = Run(task_loader=self.loader, config=self.config, bin_name=self.bin_name)
+        self.cmdparser["reporter"].choices = self.run.cmdparser["reporter"].choices
 
     def _say(self, text: str) -> None:
         from trek_tasks.progress import WatchNote
@@ -363,7 +363,7 @@ class AutoCommand(DoitCmdBase):
     def cycle(self, params: Any, args: list[str]) -> Cycle:
         """Reload the tasks and run them once; report a loader error instead of raising."""
         self._forget_dodo()
-        run = self._run()
+        run = self.run
         code, tasks, loaded = 3, WatchSet(), False
         try:
             code = run.execute(params, args)  # reads the dodo's DOIT_CONFIG into params
@@ -382,6 +382,7 @@ class AutoCommand(DoitCmdBase):
         finally:
             if run.dep_manager is not None:
                 run.dep_manager.close()
+                run.dep_manager = None  # the next cycle opens the dep file anew
         namespace = getattr(self.loader, "namespace", None) or {}
         dodo = namespace.get("__file__")
         found = project_watch(trek_root(params["dep_file"]), dodo if dodo else None)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from trek_tasks.commands import Session, command, load_project, pass_session, path_option, run_tasks
+from trek_tasks.options import WATCH_DEBOUNCE_MS
 
 
 def _runtime(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
@@ -129,9 +130,19 @@ def run_cmd(
 @path_option
 @click.option("--detail", is_flag=True, help="Show what each script logged.")
 @click.option("--shutdown", is_flag=True, help="Stop the runtimes when the watch ends.")
+@click.option(
+    "--debounce",
+    type=click.IntRange(1, 60_000),
+    default=WATCH_DEBOUNCE_MS,
+    show_default=True,
+    metavar="MS",
+    help="Milliseconds without further changes before a run: a burst of saves makes one.",
+)
 @runtime_option
 @pass_session
-def watch(session: Session, path: Path | None, detail: bool, shutdown: bool, runtime: str) -> int:
+def watch(
+    session: Session, path: Path | None, detail: bool, shutdown: bool, debounce: int, runtime: str
+) -> int:
     """Run the workflow now and again after every change (Ctrl-C stops; runtimes stay up)."""
     from trek_tasks.options import TaskOptions
     from trek_tasks.project import find_root
@@ -139,7 +150,7 @@ def watch(session: Session, path: Path | None, detail: bool, shutdown: bool, run
 
     root = find_root(path or Path.cwd())
     options = TaskOptions(detail=detail, always_run=True, runtime=runtime)
-    code = watch_project(root, options, session.verbose)
+    code = watch_project(root, options, session.verbose, debounce)
     if shutdown:
         shut_down(root, (), True, runtime)
     return code

@@ -27,7 +27,7 @@ from typing import Any
 from trek_tasks.config import DEFAULT_BASE_IMAGE, DEFAULT_REGISTRY, Config
 from trek_tasks.errors import BadInput, StepFailed
 from trek_tasks.events import emit
-from trek_tasks.files import display, dump_json, write_atomic
+from trek_tasks.files import bytes_digest, display, dump_json, write_atomic
 from trek_tasks.project import Project, Script
 from trek_tasks.state import StateLayout
 
@@ -155,8 +155,7 @@ def _digest_of(script: Script, config: Config, base_id: str) -> str:
 
     requirements = requirements_lines(script)
     files = {
-        path.relative_to(script.path).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in image_files(script)
+        path.relative_to(script.path).as_posix(): bytes_digest(path) for path in image_files(script)
     }
     data = {
         "recipe": RECIPE,

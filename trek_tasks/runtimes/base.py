@@ -9,10 +9,14 @@ import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from trek_tasks.errors import StepFailed
+from trek_tasks.files import bytes_digest
 from trek_tasks.project import Script
+
+if TYPE_CHECKING:
+    from trek_tasks.config import Config
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,10 @@ class Runtime(Protocol):
     # running scripts of this project, found without a state file naming them
     def leftovers(self, project: str) -> list[Handle]: ...
 
+    # stop what else it runs for this project once its scripts are stopped (the local
+    # runtime's fork servers); a no-op for a runtime that runs nothing else
+    def shutdown(self, project: str) -> None: ...
+
 
 class Gone(StepFailed):
     """What a live update was meant for no longer runs (the caller starts it anew)."""
@@ -116,11 +124,22 @@ class LiveUpdater(Protocol):
     def update(self, handle: Handle, script: Script) -> Handle: ...
 
 
+def script_config(script: Script) -> Config:
+    """The settings ``script`` runs (and its image is built) with: its project's, then its
+    own layer."""
+    from trek_tasks.config import Config
+    from trek_tasks.project import find_root_or_none
+
+    root = find_root_or_none(script.path)
+    return Config.load(root, None if script.installed else script.path)
+
+
 def requirements_lines(script: Script) -> list[str]:
-    """Normalised requirement lines (comments and blanks dropped, sorted)."""
+    """Normalised requirement lines (comments and blanks dropped, sorted): the script's
+    own and those its kind always installs (``implicit_requirements``)."""
+    lines = list(script.kind.implicit_requirements)
     if not script.requirements.is_file():
-        return []
-    lines = []
+        return sorted(lines)
     for raw in script.requirements.read_text(encoding="utf-8").splitlines():
         line = raw.split("#", 1)[0].strip()
         if line:
@@ -148,8 +167,7 @@ def python_tag() -> str:
 def file_digests(script: Script) -> dict[str, str]:
     """What a running script serves (para, openfaas.yml, handler/), file by file."""
     return {
-        path.relative_to(script.path).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        for path in script.files()
+        path.relative_to(script.path).as_posix(): bytes_digest(path)[:16] for path in script.files()
     }
 
 

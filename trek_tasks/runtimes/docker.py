@@ -42,14 +42,13 @@ from trek_tasks.runtimes.base import (
     changed_files,
     file_digests,
     requirements_lines,
+    script_config,
     sdk_hash,
 )
 
 if TYPE_CHECKING:
     import docker
     from docker.models.containers import Container
-
-    from trek_tasks.config import Config
 
 ROLE = "script:"
 LABEL_PROJECT = "trek.project"  # the exact project identity (``process.identity``)
@@ -347,6 +346,9 @@ class DockerRuntime:
         ]
 
     # live update ------------------------------------------------------------
+
+    def shutdown(self, project: str) -> None:
+        """Nothing runs for a project but its scripts' containers."""
 
     def update(self, handle: Handle, script: Script) -> Handle:
         """Copy the files changed since ``handle`` was saved into its container and

@@ -215,3 +215,6 @@ class InProcessRuntime:
             )
             for ref, served in found
         ]
+
+    def shutdown(self, project: str) -> None:
+        """Nothing runs for a project but its scripts' threads."""

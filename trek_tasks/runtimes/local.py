@@ -15,17 +15,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from trek_tasks.errors import StepFailed
 from trek_tasks.events import emit
+from trek_tasks.kinds.base import Command
 from trek_tasks.project import Script
-from trek_tasks.runtimes import process
+from trek_tasks.runtimes import forkserver, process
 from trek_tasks.runtimes.base import (
     Handle,
     file_digests,
     python_tag,
     requirements_lines,
+    script_config,
     sdk_hash,
 )
 from trek_tasks.state import store_dir
@@ -38,6 +41,48 @@ ROLE = "script:"
 
 # Asks an environment's interpreter where it installs packages.
 PURELIB = "import sys, sysconfig; sys.stdout.write(sysconfig.get_path('purelib'))"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How one script's server is started: spawned afresh or forked from a fork server."""
+
+    command: Command
+    port: int
+    name: str
+    role: str
+    log_path: Path
+    env: dict[str, str]
+    cwd: Path
+    reasons: dict[int, str]
+
+    def spawn(self, project: str) -> tuple[int, str]:
+        return process.spawn(
+            self.command.args,
+            port=self.port,
+            name=self.name,
+            project=project,
+            role=self.role,
+            log_path=self.log_path,
+            timeout=READY_TIMEOUT,
+            env=self.env,
+            cwd=self.cwd,
+            reasons=self.reasons,
+        )
+
+    def fork(self, server: forkserver.ForkServer) -> tuple[int, str]:
+        return forkserver.fork(
+            server,
+            self.command,
+            port=self.port,
+            name=self.name,
+            role=self.role,
+            log_path=self.log_path,
+            env=self.env,
+            cwd=self.cwd,
+            timeout=READY_TIMEOUT,
+            reasons=self.reasons,
+        )
 
 
 class LocalRuntime:
@@ -91,14 +136,12 @@ class LocalRuntime:
         env_dir = self._install(script)
         port = port or process.free_port()
         command = script.kind.serve_command(script.path, env_dir / "bin" / "python", port)
-        pid, token = process.spawn(
-            command.args,
+        launch = Launch(
+            command=command,
             port=port,
             name=script.id,
-            project=project,
             role=ROLE + script.id,
             log_path=log_path,
-            timeout=READY_TIMEOUT,
             env={**env, **command.env, "PYTHONDONTWRITEBYTECODE": "1"},
             cwd=script.path,
             reasons={
@@ -106,16 +149,47 @@ class LocalRuntime:
                 PORT_IN_USE: f"port {port} is already in use",
             },
         )
+        state: dict[str, object] = {"port": port, "log_path": str(log_path)}
+        if script_config(script)["fork_server"] and project:
+            pid, token, server = self._fork(script, env_dir, launch, project)
+            state["fork_server"] = server
+        else:
+            pid, token = launch.spawn(project)
         return Handle(
             script_id=script.id,
             runtime=self.name,
             ref=str(pid),
             url=f"http://127.0.0.1:{port}/",
-            state={"pid": pid, "port": port, "token": token, "log_path": str(log_path)},
+            state={"pid": pid, "token": token, **state},
             files=files,
             env_key=env_dir.name,
             project=project,
         )
+
+    def _fork(
+        self, script: Script, env_dir: Path, launch: Launch, project: str
+    ) -> tuple[int, str, int]:
+        """Start the script as a child of its environment's fork server: its pid, token and
+        the fork server's pid (0: started in a fresh interpreter, as ``forkable`` or a
+        failing fork server decides; the latter is said)."""
+        from trek_tasks.progress import ForkFellBack
+
+        python = env_dir / "bin" / "python"
+        if forkserver.forkable(launch.command, python, launch.env, launch.role) is not None:
+            return (*launch.spawn(project), 0)
+        why = ""
+        for _ in range(2):  # a fork server that stopped is started anew, once
+            try:
+                server = forkserver.ensure(project, env_dir, requirements_lines(script))
+            except StepFailed as err:
+                why = f"its fork server did not start: {err.message}"
+                break
+            try:
+                return (*launch.fork(server), server.pid)
+            except forkserver.ForkFailed as err:
+                why = err.message
+        emit(ForkFellBack(script.id, why))
+        return (*launch.spawn(project), 0)
 
     def healthy(self, handle: Handle) -> bool:
         pid, token = process.state_int(handle.state, "pid"), str(handle.state.get("token", ""))
@@ -125,6 +199,11 @@ class LocalRuntime:
     def stop(self, handle: Handle, wait: bool = True) -> None:
         pid, token = process.state_int(handle.state, "pid"), str(handle.state.get("token", ""))
         process.stop(pid, token, handle.project, wait)
+        if process.state_int(handle.state, "fork_server"):
+            forkserver.retire(handle.project, handle.env_key, leaving=pid)
+
+    def shutdown(self, project: str) -> None:
+        forkserver.stop_all(project)
 
     def logs(self, handle: Handle, follow: bool, tail: int | None) -> Iterator[str]:
         yield from read_log(Path(str(handle.state.get("log_path", ""))), follow, tail)
@@ -177,7 +256,9 @@ def build_venv(target: Path, requirements: list[str]) -> None:
     python = target / "bin" / "python"
     try:
         if uv:
-            run([uv, "venv", "--quiet", "--python", sys.executable, str(target)])
+            # relocatable: the store builds in a temp folder and renames it into place, and the
+            # entry points of packages (ansible-playbook ...) must not name the temp folder
+            run([uv, "venv", "--quiet", "--relocatable", "--python", sys.executable, str(target)])
             if requirements:
                 run([uv, "pip", "install", "--quiet", "--python", str(python), *requirements])
         else:

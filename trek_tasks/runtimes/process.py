@@ -129,7 +129,8 @@ def ours(pid: int) -> Ours | None:
     env = environ(pid)
     if not env.get(TOKEN_VAR) or PROJECT_VAR not in env or not pid_alive(pid):
         return None
-    return Ours(pid, env[TOKEN_VAR], env[PROJECT_VAR], env.get(ROLE_VAR, ""))
+    # A fork server's role is padded with spaces, for its children to write theirs over it.
+    return Ours(pid, env[TOKEN_VAR], env[PROJECT_VAR], env.get(ROLE_VAR, "").rstrip(" "))
 
 
 def owned(pid: int, token: str, project: str) -> bool:
@@ -145,11 +146,36 @@ def state_int(state: dict, key: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+# What each process's environment says of it (``Ours``, or None: no process of ours), by
+# pid, with what names that very process (its /proc entry's inode and time: a reused pid is
+# another process). An environment is fixed at exec; a forked child writes its identity
+# within milliseconds of its fork; so what was first seen over a second ago holds.
+_SEEN: dict[int, tuple[tuple[int, int], Ours | None]] = {}
+SETTLED_NS = 1_000_000_000
+
+
 def find(project: str, role_prefix: str = "") -> list[Ours]:
-    """Every running process of ours for exactly ``project`` whose role starts so."""
+    """Every running process of ours for exactly ``project`` whose role starts so.
+
+    Each process's environment is read once while it lives (once it is a second old):
+    reading every process's environment each time would cost a restart more than its fork
+    does, and bringing up N scripts N times N reads."""
+    reap()  # a child of this process that ended is no longer listed as running
     found = []
     for pid in pids():
-        process = ours(pid)
+        try:
+            info = os.stat(f"/proc/{pid}")
+        except OSError:
+            continue
+        instance = (info.st_ino, info.st_ctime_ns)
+        known = _SEEN.get(pid)
+        if known is not None and known[0] == instance:
+            # A process of ours that ended may linger as a zombie until its parent reaps it.
+            process = known[1] if known[1] is None or pid_alive(pid) else None
+        else:
+            process = ours(pid)
+            if time.time_ns() - info.st_ctime_ns > SETTLED_NS:
+                _SEEN[pid] = (instance, process)
         if process and process.project == project and process.role.startswith(role_prefix):
             found.append(process)
     return found
@@ -202,6 +228,22 @@ def get_json(port: int, path: str, timeout: float = 1.0) -> dict | None:
         conn.close()
 
 
+def post_json(port: int, path: str, value: object, timeout: float) -> dict | None:
+    """POST ``value`` as JSON to 127.0.0.1:port; the JSON object answered with 200, or None
+    when nothing (sensible) answers."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        body = json.dumps(value).encode()
+        conn.request("POST", path, body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        data = json.loads(response.read())
+        return data if response.status == 200 and isinstance(data, dict) else None
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
 def answers(port: int, pid: int, token: str, timeout: float = 1.0) -> bool:
     """True when ``/healthz`` on ``port`` answers as process ``pid`` with ``token``."""
     health = get_json(port, "/healthz", timeout)
@@ -222,6 +264,19 @@ def tail_lines(path: Path, count: int | None) -> list[str]:
     return lines if count is None else lines[-count:]
 
 
+def new_token() -> str:
+    """A fresh identity token (always 32 characters: a fork server's child writes its own
+    over its parent's in place)."""
+    return secrets.token_hex(16)
+
+
+def server_environ(env: Mapping[str, str], token: str, project: str, role: str) -> dict[str, str]:
+    """The environment a server of ours runs with: ours, ``env``, its identity, unbuffered
+    output (so its log is current)."""
+    identity = {TOKEN_VAR: token, PROJECT_VAR: project, ROLE_VAR: role}
+    return {**os.environ, **env, **identity, "PYTHONUNBUFFERED": "1"}
+
+
 def spawn(
     args: Sequence[str],
     *,
@@ -240,16 +295,15 @@ def spawn(
 
     Raises ``Exited`` (the log's tail in the message, ``reasons`` naming exit codes) when
     it dies first, StepFailed when it does not answer within ``timeout``."""
-    token = secrets.token_hex(16)
+    token = new_token()
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    identity = {TOKEN_VAR: token, PROJECT_VAR: project, ROLE_VAR: role}
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             list(args),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {}), **identity, "PYTHONUNBUFFERED": "1"},
+            env=server_environ(env or {}, token, project, role),
             cwd=cwd,
             start_new_session=True,
         )

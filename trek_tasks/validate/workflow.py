@@ -171,9 +171,27 @@ class GraphChecks:
         return self.at("edges", edge.index, *path, key=key)
 
     def upstream(self, node_id: str) -> set[str]:
-        if node_id not in self._upstream:
-            self._upstream[node_id] = self.workflow.upstream(node_id)
-        return self._upstream[node_id]
+        """``Workflow.upstream``, each node's made once from its sources' (a node's upstream
+        is its sources and theirs): a search per node would be quadratic in a chain."""
+        known = self._upstream
+        stack, entered = [node_id], set()
+        while stack:
+            current = stack[-1]
+            if current in known:
+                stack.pop()
+                continue
+            sources = [edge.source for edge in self.workflow.incoming(current)]
+            pending = [source for source in sources if source not in known]
+            if pending and current not in entered:
+                entered.add(current)
+                stack.extend(pending)
+                continue
+            if pending:  # a source is still being made: they are on a cycle
+                known[current] = self.workflow.upstream(current)
+            else:
+                known[current] = set(sources).union(*(known[source] for source in sources))
+            stack.pop()
+        return known[node_id]
 
     def para_of(self, node: Node | None) -> Para | None:
         if node is None or node.type != "action":
@@ -329,13 +347,15 @@ class GraphChecks:
 
     def check_reachable(self, edges: list[Edge]) -> None:
         assert self.trigger is not None
+        targets: dict[str, list[str]] = {}
+        for edge in edges:
+            targets.setdefault(edge.source, []).append(edge.target)
         reached, stack = {self.trigger.id}, [self.trigger.id]
         while stack:
-            current = stack.pop()
-            for edge in edges:
-                if edge.source == current and edge.target not in reached:
-                    reached.add(edge.target)
-                    stack.append(edge.target)
+            for target in targets.get(stack.pop(), ()):
+                if target not in reached:
+                    reached.add(target)
+                    stack.append(target)
         for node in self.workflow.nodes:
             if node.id in reached:
                 continue
