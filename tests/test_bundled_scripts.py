@@ -7,6 +7,8 @@ against a real local Marvin.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -17,14 +19,17 @@ import pytest
 from conftest import REPO
 
 from blcks.testing import call
+from blcks.tools.shell import ShellRunner
 from trek_tasks.files import dump_json
 from trek_tasks.hub import Repository, bundled_path, read_archive
 from trek_tasks.install import extract
 from trek_tasks.marvin.client import MarvinClient
 from trek_tasks.marvin.inventory import Asset, Channel, Host, Inventory
 from trek_tasks.marvin.server import local_marvin
-from trek_tasks.pack import script_members, zip_bytes
+from trek_tasks.pack import script_zip
+from trek_tasks.project import Project
 from trek_tasks.publish import SOURCES, build_index, bundled_sources, folder_script, rebuild_bundled
+from trek_tasks.runtimes.local import LocalRuntime
 from trek_tasks.validate import validate_para
 
 SOURCE_IDS = [f"{folder.parent.name}-{folder.name}" for folder in bundled_sources()]
@@ -41,8 +46,10 @@ def tree(folder: Path) -> dict[str, bytes]:
 def test_sources_are_in_the_checkout() -> None:
     assert SOURCES == REPO / "scripts"
     assert SOURCE_IDS == [
+        "ansibleping-0.1.0",
         "blckssettags-0.3.0",
         "callservice-0.1.0",
+        "hostcommand-0.1.0",
         "notification-0.4.0",
         "notification-0.5.0",
     ]
@@ -51,7 +58,7 @@ def test_sources_are_in_the_checkout() -> None:
 @pytest.mark.parametrize("folder", bundled_sources(), ids=SOURCE_IDS)
 def test_shipped_archive_equals_a_fresh_pack_of_its_source(folder: Path) -> None:
     shipped = bundled_path() / folder.parent.name / folder.name / "dist" / "script.zip"
-    assert shipped.read_bytes() == zip_bytes(script_members(folder_script(folder)))
+    assert shipped.read_bytes() == script_zip(folder_script(folder))
 
 
 def test_shipped_index_is_what_the_build_writes() -> None:
@@ -77,15 +84,71 @@ def test_shipped_paras_are_valid(tmp_path: Path, folder: Path) -> None:
 
 @pytest.mark.parametrize("folder", bundled_sources(), ids=SOURCE_IDS)
 def test_the_scripts_own_tests_pass(folder: Path) -> None:
+    """As `doit test` runs them: the kind's test command with the environment the local
+    runtime builds for the script (ansible-core in it for a playbook)."""
+    script = folder_script(folder)
+    runtime = LocalRuntime()
+    runtime.install_env(script)
+    command = script.kind.test_command(script.path, runtime.env_dir(script))
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        command.args,
         cwd=folder,
+        env={**os.environ, **command.env},
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert " passed" in done.stdout.splitlines()[-1]
+
+
+def test_the_shell_and_ansible_scripts_install_offline_and_run(tmp_path: Path) -> None:
+    """`trek install` from the bundled repository (no network), then each installed
+    script runs as a graph node runs it."""
+    trek = [sys.executable, "-m", "trek_tasks"]
+    assert subprocess.run([*trek, "createproject", "ops", "-y"], cwd=tmp_path).returncode == 0
+    root = tmp_path / "ops"
+    done = subprocess.run(
+        [*trek, "install", "hostcommand", "ansibleping"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-2:] == [
+        "hostcommand:0.1.0 installed",
+        "ansibleping:0.1.0 installed",
+    ]
+    packages = root / "trek_packages"
+    installed = Project.load(root, workflow=False).installed
+    assert (installed["hostcommand"].kind.name, installed["ansibleping"].kind.name) == (
+        "shell",
+        "ansible",
+    )
+    assert os.access(packages / "hostcommand" / "hostcommand.sh", os.X_OK)
+    event = {"body": json.dumps({"command": "echo up"}), "context": {"timeout": 30}}
+    shell = ShellRunner().run(str(packages / "hostcommand"), "hostcommand", event, 30.0)
+    assert shell == {"rc": 0, "stdout": "up", "stderr": ""}
+    runtime = LocalRuntime()
+    runtime.install_env(installed["ansibleping"])
+    python = runtime.env_dir(installed["ansibleping"]) / "bin" / "python"
+    code = (
+        "import json, sys\n"
+        "from blcks.tools.ansible import AnsibleRunner\n"
+        "event = {'body': {'localhost': True, 'command': 'echo pong'}}\n"
+        "print(json.dumps(AnsibleRunner().run(sys.argv[1], 'ansibleping', event, 120.0)))\n"
+    )
+    done = subprocess.run(
+        [str(python), "-c", code, str(packages / "ansibleping")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    outputs = json.loads(done.stdout)
+    assert outputs["rc"] == 0, outputs["stdout"]
+    assert json.loads(outputs["vars"]) == {"command_rc": 0, "command_stdout": "pong"}
 
 
 # --- the shipped handlers, against a real local Marvin ------------------------------------

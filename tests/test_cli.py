@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, build_reference
 
 from trek_tasks import __version__
-from trek_tasks.cli import main
+from trek_tasks.cli import SCRIPT_KINDS, main
 
 NOT_A_PROJECT = (
     "not a Trek project (no manifest.json here or above); "
@@ -40,12 +40,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 SCRIPT_FOLDER_COMMANDS = {
-    "initblcks",
-    "runblcks",
-    "packblcks",
+    *(f"{verb}{kind}" for kind in SCRIPT_KINDS for verb in ("init", "run", "pack", "deploy")),
     "pushblcks",
     "buildblcks",
-    "deployblcks",
 }
 
 
@@ -65,8 +62,20 @@ def test_every_path_option_says_what_the_folder_is() -> None:
             assert helps[0].startswith("Script folder"), name
         elif name == "init":
             assert helps[0].startswith("Folder to make a project of"), name
+        elif name == "installtemplate":
+            assert helps[0].startswith("Template for Trek project"), name
         else:
             assert helps[0].startswith("Project folder"), name
+
+
+def test_the_cli_names_the_registered_kinds_each_with_five_commands() -> None:
+    from trek_tasks.cli import COMMANDS
+    from trek_tasks.kinds import KINDS
+
+    assert SCRIPT_KINDS == tuple(KINDS)
+    for kind in KINDS:
+        for verb in ("create", "init", "run", "pack", "deploy"):
+            assert COMMANDS[f"{verb}{kind}"] == f"scripts:{verb}{kind}"
 
 
 def test_help_lists_the_foundation_commands(capsys: pytest.CaptureFixture[str]) -> None:

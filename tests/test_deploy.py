@@ -303,6 +303,33 @@ def test_deployblcks_ships_one_script_folder(
     assert code == 0 and "Unchanged: " in out and "Deploying:" not in out
 
 
+def test_deployshell_ships_one_shell_script(
+    ref: Path, client: MarvinClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert trek(capsys, "createshell", "s1", "-y")[0] == 0
+    folder = ref / "src" / "shell" / "s1"
+    code, _, err = trek(capsys, "deployshell", "-p", str(folder))
+    assert code == 2
+    assert err == (
+        "trek: error: src/shell/s1/bin/shell.s1-0.1.0.zip: not packed yet; "
+        "run `trek packshell` or use --autopack\n"
+    )
+    args = ("-p", str(folder), "--autopack", "--projects", "ops", "-y")
+    assert main(["deployshell", *args]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "trek: warning: --projects: Marvin assigns workflows to projects, not scripts; ignored\n"
+    )
+    lines = captured.out.splitlines()
+    assert (lines[0], lines[1], lines[-1]) == (
+        "Deploy shell: s1...",
+        "Packing shell: src/shell/s1",
+        "Done",
+    )
+    zip_path = folder / "bin" / "shell.s1-0.1.0.zip"
+    assert listed(client) == {("script", "s1"): sha(zip_path)}
+
+
 def test_list_and_assign_routes(marvin: MarvinServer, client: MarvinClient) -> None:
     client.upload("/api/v1/templates/wf/1.0.0", _zip(b"x"))
     assert client.put("/api/v1/templates/wf/1.0.0/projects", {"projects": ["b", "a"]}) == {

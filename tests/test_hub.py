@@ -64,7 +64,13 @@ def good_archive() -> bytes:
 
 def test_bundled_index_lists_the_shipped_scripts() -> None:
     index = Repository().index()
-    assert sorted(index.scripts) == ["blckssettags", "callservice", "notification"]
+    assert sorted(index.scripts) == [
+        "ansibleping",
+        "blckssettags",
+        "callservice",
+        "hostcommand",
+        "notification",
+    ]
     assert index.entry("notification").versions() == ["0.5.0", "0.4.0"]
 
 
@@ -328,8 +334,14 @@ def test_not_a_zip() -> None:
 
 def test_listing_of_the_bundled_repository() -> None:
     lines = listing(Repository())
-    assert [line.split()[0] for line in lines] == ["blckssettags", "callservice", "notification"]
-    assert lines[2].startswith("notification  0.5.0, 0.4.0  ")
+    assert [line.split()[0] for line in lines] == [
+        "ansibleping",
+        "blckssettags",
+        "callservice",
+        "hostcommand",
+        "notification",
+    ]
+    assert lines[4].startswith("notification  0.5.0, 0.4.0  ")
     assert listing(Repository(), "notification") == ["0.5.0", "0.4.0"]
 
 
@@ -337,8 +349,10 @@ def test_listscripts_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["listscripts"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[:2] for line in out] == [
+        ["ansibleping", "0.1.0"],
         ["blckssettags", "0.3.0"],
         ["callservice", "0.1.0"],
+        ["hostcommand", "0.1.0"],
         ["notification", "0.5.0,"],
     ]
     assert main(["listscripts", "notification"]) == 0

@@ -16,7 +16,7 @@ from trek_tasks.errors import BadInput
 from trek_tasks.files import ignored
 from trek_tasks.graph import Workflow
 from trek_tasks.kinds import KINDS, all_kinds, default_kind, find_kind, load_kind
-from trek_tasks.kinds.base import Command, ScriptKind, member_files, para_file
+from trek_tasks.kinds.base import Command, Flaw, ScriptKind, member_files, para_file
 from trek_tasks.kinds.blcks import BlcksKind
 from trek_tasks.pack import script_members, script_zip_name
 from trek_tasks.project import Project, Script, scan_scripts, script_at
@@ -36,12 +36,23 @@ def blcks_folder(parent: Path, script_id: str = "demo", handler: bool = True) ->
 
 
 def test_the_registry_names_classes_and_loads_one_instance_per_kind() -> None:
-    assert KINDS == {"blcks": "trek_tasks.kinds.blcks:BlcksKind"}
+    assert list(KINDS) == ["blcks", "shell", "ansible", "terraform"]
+    assert KINDS["blcks"] == "trek_tasks.kinds.blcks:BlcksKind"
+    assert KINDS["shell"] == "trek_tasks.kinds.shell:ShellKind"
     kind = load_kind("blcks")
     assert isinstance(kind, BlcksKind)
     assert load_kind("blcks") is kind
-    assert all_kinds() == [kind]
+    assert all_kinds()[0] is kind and [k.name for k in all_kinds()] == list(KINDS)
     assert default_kind() is kind
+
+
+def test_every_non_blcks_kind_has_a_runner_in_the_sdk() -> None:
+    from blcks.tools import RUNNERS, load_runner
+
+    assert sorted(RUNNERS) == sorted(set(KINDS) - {"blcks"})
+    assert load_runner("shell").name == "shell"
+    with pytest.raises(ValueError, match="unknown script kind 'perl'"):
+        load_runner("perl")
 
 
 def test_an_unknown_kind_suggests_the_closest() -> None:
@@ -56,6 +67,9 @@ def test_every_kind_says_what_the_protocol_asks() -> None:
         for attribute in ("name", "code_base_key", "zip_prefix", "templates", "script_type"):
             assert isinstance(getattr(checked, attribute), str) and getattr(checked, attribute)
         assert all(isinstance(item, str) for item in checked.sample)
+        assert all(isinstance(item, str) for item in checked.implicit_requirements)
+        assert isinstance(checked.localhost, bool)
+        assert checked.zip_prefix == f"{checked.name}."
 
 
 def test_blcks_facts() -> None:
@@ -204,6 +218,8 @@ def test_serving_and_testing_commands(tmp_path: Path) -> None:
         str(folder),
         "--port",
         "8123",
+        "--kind",
+        "blcks",
     ]
     tests = kind.test_command(folder, tmp_path / "env")
     assert tests.args[1:] == ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
@@ -253,7 +269,7 @@ def test_the_engine_takes_scriptType_from_the_scripts_kind() -> None:
 
 
 class ToyKind:
-    """A kind registered by a test: `<id>.para` + `<id>.sh`, nothing else."""
+    """A kind registered by a test: `<id>.para` + `<id>.toy`, nothing else."""
 
     name = "toy"
     code_base_key = "toy_code_base"
@@ -261,15 +277,20 @@ class ToyKind:
     templates = "toy"
     sample: tuple[str, ...] = ()
     script_type = "toy"
+    implicit_requirements: tuple[str, ...] = ()
+    localhost = False
 
     def detect(self, folder: Path, script_id: str) -> bool:
-        return para_file(folder, script_id).is_file() and (folder / f"{script_id}.sh").is_file()
+        return para_file(folder, script_id).is_file() and (folder / f"{script_id}.toy").is_file()
 
     def main_file(self, folder: Path, script_id: str) -> Path:
-        return folder / f"{script_id}.sh"
+        return folder / f"{script_id}.toy"
 
     def files(self, folder: Path, script_id: str) -> list[Path]:
-        return member_files(folder, script_id, (f"{script_id}.sh",), ())
+        return member_files(folder, script_id, (f"{script_id}.toy",), ())
+
+    def problems(self, folder: Path, script_id: str) -> list[Flaw]:
+        return []
 
     def test_files(self, folder: Path) -> list[Path]:
         return []
@@ -278,7 +299,7 @@ class ToyKind:
         return folder / "requirements.txt"
 
     def serve_command(self, folder: Path, python: Path, port: int) -> Command:
-        return Command(["sh", str(folder / f"{folder.name}.sh"), str(port)], {})
+        return Command(["sh", str(folder / f"{folder.name}.toy"), str(port)], {})
 
     def test_command(self, folder: Path, env_dir: Path) -> Command:
         return Command(["true"], {})
@@ -297,7 +318,7 @@ def toy_folder(parent: Path, script_id: str) -> Path:
     folder = parent / script_id
     folder.mkdir(parents=True)
     (folder / f"{script_id}.para").write_text(PARA.format(id=script_id))
-    (folder / f"{script_id}.sh").write_text("echo hi\n")
+    (folder / f"{script_id}.toy").write_text("echo hi\n")
     return folder
 
 
@@ -317,7 +338,7 @@ def test_a_new_kind_needs_only_its_module_and_a_registry_line(
         "b1": "blcks",
     }
     hello = project.scripts["hello"]
-    assert [p.name for p in hello.files()] == ["hello.para", "hello.sh"]
+    assert [p.name for p in hello.files()] == ["hello.para", "hello.toy"]
     assert script_zip_name(hello) == "toy.hello-1.2.0.zip"
     assert script_at(root / "src" / "toy" / "hello", "toy") == hello
     with pytest.raises(BadInput) as caught:
@@ -326,3 +347,89 @@ def test_a_new_kind_needs_only_its_module_and_a_registry_line(
     # The config schema takes the kinds' code-base keys (read uncached: the cache holds
     # the schema as the registry was before this test).
     assert "toy_code_base" in load_schema.__wrapped__("config")["properties"]
+
+
+def shell_folder(
+    parent: Path, script_id: str = "s1", body: bytes = b"#!/bin/sh\necho {}\n"
+) -> Path:
+    folder = parent / script_id
+    folder.mkdir(parents=True)
+    (folder / f"{script_id}.para").write_text(
+        PARA.format(id=script_id) + "outputs:\n  up: {type: boolean}\n  detail: {type: string}\n"
+    )
+    script = folder / f"{script_id}.sh"
+    script.write_bytes(body)
+    script.chmod(0o755)
+    return folder
+
+
+def test_shell_facts_files_and_zip_name(tmp_path: Path) -> None:
+    kind = load_kind("shell")
+    facts = (kind.name, kind.code_base_key, kind.zip_prefix, kind.templates, kind.script_type)
+    assert facts == ("shell", "shell_code_base", "shell.", "shell", "shell")
+    assert (kind.implicit_requirements, kind.localhost) == ((), True)
+    folder = shell_folder(tmp_path)
+    (folder / "notes.txt").write_text("not part of it")
+    (folder / "s1.sh~").write_text("a backup")
+    script = Script.load(folder, installed=False)
+    assert script is not None and script.kind is kind
+    assert [p.name for p in script.files()] == ["s1.para", "s1.sh"]
+    assert script_zip_name(script) == "shell.s1-1.2.0.zip"
+    assert [name for name, _ in script_members(script)] == ["s1.para", "s1.sh"]
+    assert script.requirements == folder / "requirements.txt"
+    # Without its .sh a para in src/shell/ is a shell script lacking its main file.
+    (folder / "s1.sh").unlink()
+    assert find_kind(folder, "s1", fallback=kind) is kind
+    lacking = Script.load(folder, False, kind)
+    assert lacking is not None and lacking.kind is kind
+    assert (
+        lacking.main_problem()
+        == f"shell script 's1' has no s1.sh; run `trek initshell -p {folder}`"
+    )
+
+
+def test_shell_is_served_by_the_sdk_with_its_declared_outputs(tmp_path: Path) -> None:
+    folder = shell_folder(tmp_path)
+    serve = load_kind("shell").serve_command(folder, Path("/env/bin/python"), 8123)
+    assert serve.args == [
+        *("/env/bin/python", "-m", "blcks.serve", "--script-dir", str(folder)),
+        *("--port", "8123", "--kind", "shell"),
+    ]
+    assert serve.env == {"TREK_DECLARED_OUTPUTS": '["up", "detail"]'}
+
+
+def test_shell_problems_name_the_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    kind = load_kind("shell")
+    good = shell_folder(tmp_path / "a")
+    assert kind.problems(good, "s1") == []
+    bad = shell_folder(tmp_path / "b", body=b"echo one\necho two\r\n")
+    (bad / "s1.sh").chmod(0o644)
+    assert kind.problems(bad, "s1") == [
+        ("b/s1/s1.sh", "not executable; run `chmod +x s1.sh`"),
+        ("b/s1/s1.sh:1", "no '#!' line naming its shell; start it with #!/bin/sh"),
+        (
+            "b/s1/s1.sh:2",
+            "CRLF (Windows) line ends: the shell would read '\\r' as part of each command; "
+            "convert them with `sed -i 's/\\r$//'`",
+        ),
+    ]
+
+
+def test_a_kinds_implicit_requirements_join_the_scripts_own(
+    tmp_path: Path, toy_kind: ScriptKind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trek_tasks.runtimes.base import requirements_lines
+    from trek_tasks.runtimes.local import LocalRuntime
+
+    folder = toy_folder(tmp_path, "t")
+    (folder / "requirements.txt").write_text("# pinned\nrequests\n")
+    script = Script.load(folder, installed=False, fallback=toy_kind)
+    assert script is not None and script.kind is toy_kind
+    plain = LocalRuntime().env_key(script)
+    assert requirements_lines(script) == ["requests"]
+    monkeypatch.setattr(ToyKind, "implicit_requirements", ("ansible-core>=2.15",))
+    assert requirements_lines(script) == ["ansible-core>=2.15", "requests"]
+    assert LocalRuntime().env_key(script) != plain

@@ -173,6 +173,51 @@ def test_a_cold_build_says_which_script_which_requirements_and_how_long(
     assert len(lines) == 2
 
 
+def test_a_package_command_works_in_the_environment_moved_into_the_store(
+    tmp_path: Path, store: Path
+) -> None:
+    """The store builds an environment in a temp folder and renames it into place: a
+    package's console script (``ansible-playbook`` ...) must not name the temp folder."""
+    import subprocess
+
+    from conftest import wheel
+
+    from trek_tasks.runtimes.local import LocalRuntime
+
+    package = wheel(
+        tmp_path,
+        "hellotool",
+        "def main():\n    print('hello from the store')\n",
+        console="hellotool",
+    )
+    script = echo_script(tmp_path)
+    script.requirements.write_text(f"hellotool @ {package.as_uri()}\n")
+    runtime = LocalRuntime()
+    runtime.install_env(script)
+    command = runtime.env_dir(script) / "bin" / "hellotool"
+    done = subprocess.run([str(command)], capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (0, "hello from the store\n"), done.stderr
+
+
+def test_the_docker_runtime_refuses_a_kind_without_images_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trek_tasks.cli import main
+    from trek_tasks.errors import StepFailed
+    from trek_tasks.runtimes.docker import DockerRuntime
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["createshell", "s1", "-y"]) == 0
+    script = Script.load(tmp_path / "s1", installed=False)
+    assert script is not None and script.kind.name == "shell"
+    with pytest.raises(StepFailed) as refused:
+        DockerRuntime().install_env(script)  # said before the daemon is asked
+    assert str(refused.value) == (
+        "s1: shell script 's1' cannot run on the docker runtime: only blcks scripts have "
+        "images; run it with `--runtime local`"
+    )
+
+
 def test_environments_are_built_with_the_uv_the_package_ships() -> None:
     import tomllib
     import uv

@@ -18,10 +18,11 @@ from conftest import REPO
 from trek_tasks.cli import cli, main
 from trek_tasks.config import update_file, write_file
 from trek_tasks.errors import BadInput
+from trek_tasks.kinds import load_kind
 from trek_tasks.marvin.inventory import Inventory
 from trek_tasks.project import Project
 from trek_tasks.resources import templates_dir
-from trek_tasks.scaffold import create_blcks, create_project, init_blcks, init_project
+from trek_tasks.scaffold import create_project, create_script, init_project, init_script
 
 NAME_RULE = "use only letters, digits, '.', '_' and '-', starting with a letter"
 GITHUB_PIPELINE = ".github/workflows/trek.yml"
@@ -410,10 +411,16 @@ def test_init_adds_the_missing_files_and_overwrites_none(
     assert out[0] == "Project [my.flow] initializing..."
     assert out[-1] == "Done"
     added = PROJECT_FILES - {"src/graph.yml", "README.md"}
+    code_bases = [f"src/{kind}" for kind in ("blcks", "shell", "ansible", "terraform")]
     assert sorted(out[1:-1]) == sorted(
-        [*(f"  added {name}" for name in added), "  kept README.md", "  kept src/graph.yml"]
+        [
+            *(f"  added {name}" for name in [*added, *code_bases]),
+            "  kept README.md",
+            "  kept src/graph.yml",
+        ]
     )
     assert files_in(folder) == PROJECT_FILES
+    assert all((folder / base).is_dir() for base in code_bases)
     assert (folder / "src/graph.yml").read_text() == "mine: true\n"
     assert (folder / "README.md").read_text() == "mine\n"
     assert main(["init", "-p", str(folder), "-y"]) == 0
@@ -567,7 +574,7 @@ def test_initblcks_keeps_an_existing_handler_and_skips_the_sample_that_would_not
     folder = tmp_path / "checker"
     (folder / "handler").mkdir(parents=True)
     (folder / "handler/handler.py").write_text("# mine\n")
-    placed = init_blcks(folder)
+    placed = init_script(folder, load_kind("blcks"))
     sample = {"checker.para", "handler/handler.py", "tests/test_handler.py", "inputs/event.yml"}
     assert {p.as_posix() for p in placed.added} == blcks_files("checker") - sample
     assert [p.as_posix() for p in placed.kept] == ["handler/handler.py"]
@@ -696,7 +703,7 @@ def test_a_failed_createblcks_leaves_no_blcks_folder(
 ) -> None:
     root = create_project(tmp_path, "flow")
     with pytest.raises(BadInput):
-        create_blcks(root, "b1", templates=broken_templates)
+        create_script(root, "b1", load_kind("blcks"), templates=broken_templates)
     assert not (root / "src/blcks").exists()
     assert files_in(root) == PROJECT_FILES
 
@@ -708,7 +715,7 @@ def test_a_failed_init_adds_nothing(tmp_path: Path, broken_templates: Path) -> N
     with pytest.raises(BadInput):
         init_project(folder, templates=broken_templates)
     with pytest.raises(BadInput):
-        init_blcks(folder, templates=broken_templates)
+        init_script(folder, load_kind("blcks"), templates=broken_templates)
     assert [p.name for p in folder.iterdir()] == ["keep.txt"]
 
 

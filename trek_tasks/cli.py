@@ -25,13 +25,10 @@ COMMANDS = {
     "init": "project:init",
     "validate": "project:validate",
     "graph": "project:graph",
-    "createblcks": "scripts:createblcks",
-    "initblcks": "scripts:initblcks",
     "install": "scripts:install",
     "uninstall": "scripts:uninstall",
     "listscripts": "scripts:listscripts",
     "publish": "scripts:publish",
-    "runblcks": "scripts:runblcks",
     "initenv": "environment:initenv",
     "shutdownenv": "environment:shutdownenv",
     "logs": "environment:logs",
@@ -39,7 +36,6 @@ COMMANDS = {
     "watch": "environment:watch",
     "gc": "environment:gc",
     "pack": "ship:pack",
-    "packblcks": "ship:packblcks",
     "build": "ship:build",
     "buildblcks": "ship:buildblcks",
     "push": "ship:push",
@@ -47,9 +43,23 @@ COMMANDS = {
     "marvin": "marvin:marvin",
     "login": "marvin:login",
     "deploy": "ship:deploy",
-    "deployblcks": "ship:deployblcks",
     "deployed": "ship:deployed",
+    "installtemplate": "scripts:installtemplate",
+    "uninstalltemplate": "scripts:uninstalltemplate",
+    "webserver": "portal:webserver",
 }
+
+# The script kinds (``kinds.KINDS``, written out here so that listing the commands imports
+# no kind; tests/test_cli.py checks they agree), each with the same five commands, made
+# from the kind in commands/scripts.py.
+SCRIPT_KINDS = ("blcks", "shell", "ansible", "terraform")
+COMMANDS.update(
+    {
+        f"{verb}{kind}": f"scripts:{verb}{kind}"
+        for kind in SCRIPT_KINDS
+        for verb in ("create", "init", "run", "pack", "deploy")
+    }
+)
 
 
 class LazyGroup(click.Group):

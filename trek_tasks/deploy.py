@@ -23,12 +23,11 @@ from trek_tasks.files import display
 from trek_tasks.marvin.client import MarvinClient
 from trek_tasks.pack import (
     BIN,
-    script_members,
+    script_zip,
     script_zip_name,
     sha256,
     workflow_members,
     workflow_zip_name,
-    zip_bytes,
 )
 from trek_tasks.project import Project, Script
 
@@ -102,12 +101,12 @@ def project_artifacts(project: Project, all_scripts: bool) -> list[Artifact]:
     return artifacts
 
 
-def script_artifact(
-    script: Script, bin_dir: Path, hint: str = "run `trek packblcks` or use --autopack"
-) -> Artifact:
-    """The script's zip in ``bin_dir``, checked as :func:`project_artifacts` does."""
+def script_artifact(script: Script, bin_dir: Path, hint: str = "") -> Artifact:
+    """The script's zip in ``bin_dir``, checked as :func:`project_artifacts` does (``hint``:
+    what to run when it is missing or old; default `trek pack<kind>`)."""
+    hint = hint or f"run `trek pack{script.kind.name}` or use --autopack"
     dest = bin_dir / script_zip_name(script)
-    expected = zip_bytes(script_members(script))
+    expected = script_zip(script)
     _check_pack(dest, lambda data: data == expected, hint)
     return Artifact("script", script.id, script.version, dest)
 

@@ -168,7 +168,11 @@ def script_event(
         "token": settings.token,
         "headers": {"Authorization": f"Bearer {settings.token}"} if settings.token else {},
         "body": json.dumps(inputs, ensure_ascii=False),
-        "context": {"marvin_url": settings.marvin_url, "workflow": settings.name},
+        "context": {
+            "marvin_url": settings.marvin_url,
+            "workflow": settings.name,
+            "timeout": settings.timeout,  # action_timeout: a tool runner stops its run by it
+        },
     }
 
 

@@ -384,6 +384,8 @@ def extract(archive: Archive, dest: Path) -> None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zipped.open(info) as source, target.open("xb") as out:
                     shutil.copyfileobj(source, out)
+                if (info.external_attr >> 16) & 0o111:  # packed executable: a shell script
+                    target.chmod(0o755)
             except OSError as err:  # a full disk, a read-only trek_packages/
                 raise StepFailed(
                     f"cannot extract archive member {shown(info.filename)}: {err.strerror or err}",

@@ -1,6 +1,6 @@
 """Local runs: bring the environment up, run the workflow, record it.
 
-``trek initenv/shutdownenv/logs/run/runblcks`` and the doit ``up:*``/``run`` tasks
+``trek initenv/shutdownenv/logs/run/run<kind>`` and the doit ``up:*``/``run`` tasks
 call these functions. They print nothing: progress goes out as events
 (``trek_tasks.events``), results are returned, and the commands print them.
 """
@@ -96,11 +96,20 @@ def bring_up(
     return reason
 
 
+def script_label(project: Project, script_id: str) -> str:
+    """``<kind> <id>`` (``blcks detectredis``) in progress lines; ``script <id>`` for one
+    the project no longer has."""
+    script = project.scripts.get(script_id)
+    return f"{script.kind.name if script else 'script'} {script_id}"
+
+
 def up_script(env: Environment, script: Script, force: bool = False) -> str | None:
     """Start or restart ``script`` when it is not up to date."""
     with file_lock(env.state.up_lock):  # checked again under the lock: another run may
         reason = env.stale_reason(script)  # have just started it
-        return bring_up(script.id, f"blcks {script.id}", reason, force, lambda: env.up(script))
+        return bring_up(
+            script.id, script_label(env.project, script.id), reason, force, lambda: env.up(script)
+        )
 
 
 def up_marvin(env: Environment, force: bool = False) -> str | None:
@@ -124,7 +133,7 @@ def close_unused(env: Environment, keep: tuple[str, ...] = ()) -> None:
     (``keep``: ids asked for by name)."""
     for script_id in env.unused_ids():
         if script_id not in keep:
-            emit(Stopping(f"blcks {script_id}", "no longer in the graph"))
+            emit(Stopping(script_label(env.project, script_id), "no longer in the graph"))
             env.down(script_id)
 
 
@@ -144,13 +153,13 @@ def shutdownenv(project: Project, actions: tuple[str, ...], all_: bool) -> None:
     env = Environment(project)
     if all_ or not actions:
         for script_id in env.running_ids():
-            emit(Stopping(f"blcks {script_id}"))
+            emit(Stopping(script_label(project, script_id)))
         if env.marvin_running():
             emit(Stopping("local Marvin"))
         env.shutdown_all()
     else:
         for script in select_scripts(project, actions):
-            emit(Stopping(f"blcks {script.id}"))
+            emit(Stopping(script_label(project, script.id)))
             env.down(script.id)
 
 
@@ -400,20 +409,24 @@ def marvin_for(folder: Path, config: Any) -> target.MarvinTarget:
     return marvin
 
 
-def runblcks(path: Path) -> dict[str, Any]:
-    """Start one script folder on its own, call it with its ``inputs/event.yml``; its outputs."""
+def run_script(script: Script, localhost: bool = False) -> dict[str, Any]:
+    """Start one script folder of any kind on its own (``trek run<kind>``), call it with
+    its ``inputs/event.yml`` (and ``localhost: true`` with ``localhost``, for the kinds
+    that have it); its outputs."""
     from trek_tasks.config import Config
     from trek_tasks.environment import env_strings, load_runtime
-    from trek_tasks.project import find_root_or_none, script_at
+    from trek_tasks.project import find_root_or_none
 
-    folder = path.resolve()
-    script = script_at(folder, "blcks")
+    folder = script.path
+    if localhost and not script.kind.localhost:
+        raise BadInput(f"{script.kind.name} scripts have no --localhost", "--localhost")
     root = find_root_or_none(folder)
     config = Config.load(root, folder)
     event_path = folder / "inputs" / "event.yml"
     inputs = load_yaml(event_path) if event_path.is_file() else {}
     if inputs is not None and not isinstance(inputs, dict):
         raise BadInput("the script's inputs must be a mapping", display(event_path))
+    inputs = {**(inputs or {}), **({"localhost": True} if localhost else {})}
     marvin = marvin_for(folder, config)
     runtime = load_runtime(str(config["runtime"]))
     log_path = StateLayout.for_project(folder).runblcks_log
@@ -431,7 +444,7 @@ def runblcks(path: Path) -> dict[str, Any]:
         token=marvin.token,
     )
     try:
-        event = script_event(script.id, inputs or {}, settings)
+        event = script_event(script.id, inputs, settings)
         outputs = invoker(script.id, event, settings.timeout)
     except StepFailed as err:
         tail = "\n".join(readable(runtime.logs(handle, False, LOG_TAIL)))

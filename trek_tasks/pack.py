@@ -1,9 +1,11 @@
 """Deterministic zips of the workflow and of scripts.
 
 The same input gives byte-identical output: entries sorted, timestamps fixed, modes
-normalised, compression fixed. A script zip holds what its kind lists as the script's
-files (so hidden files, caches and compiled files are never packed, see
-``files.ignored``), and nothing else (``.trek/``, ``inputs/``, ``bin/``).
+normalised (0644, or 0755 for a program: an executable file starting with ``#!``, so a
+shell script keeps its exec bit through pack and install), compression fixed. A script
+zip holds what its kind lists as the script's files (so hidden files, caches and
+compiled files are never packed, see ``files.ignored``), and nothing else (``.trek/``,
+``inputs/``, ``bin/``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 import io
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import yaml
@@ -21,17 +23,19 @@ from trek_tasks.files import write_atomic
 from trek_tasks.project import MANIFEST, PACKAGES, Project, Script
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+MODES = (0o100644, 0o100755)  # a member's mode: plain or executable
 BIN = "bin"  # where a project's zips go
 
 
-def zip_bytes(members: Iterable[tuple[str, bytes]]) -> bytes:
-    """A zip of (name, data) members, byte-identical for identical members."""
+def zip_bytes(members: Iterable[tuple[str, bytes]], executable: Collection[str] = ()) -> bytes:
+    """A zip of (name, data) members, byte-identical for identical members; the names in
+    ``executable`` get mode 0755, the others 0644."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, data in sorted(members):
             info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
             info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o100644 << 16
+            info.external_attr = MODES[name in executable] << 16
             info.create_system = 3
             archive.writestr(info, data, compresslevel=9)
     return buffer.getvalue()
@@ -46,6 +50,19 @@ def script_members(script: Script) -> list[tuple[str, bytes]]:
     return [
         (path.relative_to(script.path).as_posix(), path.read_bytes()) for path in script.files()
     ]
+
+
+def script_zip(script: Script) -> bytes:
+    """What packing the script writes: its members, those that are programs (executable
+    and starting with ``#!``, a shell script) marked executable; any other mode a local
+    checkout gives a file (a handler.py made 0755) does not change the zip."""
+    members = script_members(script)
+    executable = {
+        name
+        for (name, data), path in zip(members, script.files(), strict=True)
+        if data.startswith(b"#!") and path.stat().st_mode & 0o111
+    }
+    return zip_bytes(members, executable)
 
 
 def script_zip_name(script: Script) -> str:
@@ -66,7 +83,7 @@ def made_by_us(path: Path) -> bool:
     except (OSError, zipfile.BadZipFile):
         return False
     return bool(infos) and all(
-        info.date_time == ZIP_EPOCH and info.external_attr == 0o100644 << 16 for info in infos
+        info.date_time == ZIP_EPOCH and info.external_attr >> 16 in MODES for info in infos
     )
 
 

@@ -41,6 +41,7 @@ class GraphWritten:
 @dataclass(frozen=True)
 class Packing:
     source: Path  # a script folder
+    kind: str  # its kind's name (``Packing shell: src/shell/s1``)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from trek_tasks.hub import (
     read_file,
 )
 from trek_tasks.install import check_para, extract
-from trek_tasks.pack import script_members, zip_bytes
+from trek_tasks.pack import script_zip
 from trek_tasks.progress import IndexWritten, Published, PublishReport
 from trek_tasks.project import Script
 
@@ -59,7 +59,7 @@ def archive_of(source: Path) -> Archive:
     """A packed script zip, or a script folder packed exactly as ``pack:<id>`` packs it."""
     shown = display(source)
     if source.is_dir():
-        data = zip_bytes(script_members(folder_script(source)))
+        data = script_zip(folder_script(source))
     elif source.is_file():
         data = read_file(source, MAX_ARCHIVE_BYTES)
     else:

@@ -158,7 +158,7 @@ class Terminal:
         self.out(f"Graph written: {_shown(event.path)} ({', '.join(event.formats)})")
 
     def on_Packing(self, event: step.Packing) -> None:
-        self.out(f"Packing blcks: {_shown(event.source)}")
+        self.out(f"Packing {event.kind}: {_shown(event.source)}")
 
     def on_Packed(self, event: step.Packed) -> None:
         self.out(f"Success packing, output: {_shown(event.dest)}")

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from trek_tasks.config import CONFIG_NAME, DEFAULT_REGISTRY, Config, write_file
 from trek_tasks.errors import BadInput
 from trek_tasks.files import display, ignored, load_yaml
-from trek_tasks.kinds import ScriptKind, load_kind
+from trek_tasks.kinds import ScriptKind, all_kinds
 from trek_tasks.kinds.base import para_file
 from trek_tasks.names import check_name, check_script_name
 from trek_tasks.paratypes import field_type
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     import jinja2
 
 MARVIN_KEYS = ("marvin_url", "marvin_JWT", "marvin_secret")
-BLCKS = "blcks"
 # What a handler made to fit a para returns for each output until the user writes the work.
 PLACEHOLDERS: dict[str | None, Any] = {
     "string": "",
@@ -130,13 +129,27 @@ def _write(
     file: Path, out: Path, name: Path, env: jinja2.Environment, variables: Mapping[str, Any]
 ) -> None:
     """Write one template file to ``out / name``: rendered (``.j2``), parsed (the config
-    file, written 0600 when it holds a credential) or copied."""
+    file, written 0600 when it holds a credential) or copied; executable when the
+    template file is (a shell script)."""
     where = display(file)
     dest = out / name
     dest.parent.mkdir(parents=True, exist_ok=True)
     if file.suffix != ".j2" and name != CONFIG_NAME:
         shutil.copyfile(file, dest)
-        return
+    else:
+        _write_text(file, dest, name, env, variables, where)
+    if file.stat().st_mode & 0o111 and name != CONFIG_NAME:
+        os.chmod(dest, 0o777 & ~_umask())
+
+
+def _write_text(
+    file: Path,
+    dest: Path,
+    name: Path,
+    env: jinja2.Environment,
+    variables: Mapping[str, Any],
+    where: str,
+) -> None:
     text = _read_template(file, where)
     if file.suffix == ".j2":
         text = _render(env, text, variables, where)
@@ -297,7 +310,7 @@ def _sets(templates: Path | None, *names: str) -> list[Path]:
 # Projects ----------------------------------------------------------------------------
 
 
-def _project_variables(name: str, answers: Mapping[str, str] | None) -> dict[str, Any]:
+def project_variables(name: str, answers: Mapping[str, str] | None) -> dict[str, Any]:
     """The project's name, its Marvin settings and the trek-tasks version the CI
     pipelines install."""
     from trek_tasks import __version__
@@ -314,17 +327,20 @@ def create_project(
     force: bool = False,
     example: bool = False,
     templates: Path | None = None,
+    template: Path | None = None,
 ) -> Path:
     """Make the project ``dest/name``; ``answers`` hold the Marvin settings for its config.
 
     With ``example`` the sample workflow (callservice + notification) replaces the
-    minimal one. ``templates`` is another folder of template sets (default: the shipped).
+    minimal one. ``templates`` is another folder of template sets (default: the shipped);
+    ``template`` one set (a user's, ``templatestore``) to render instead of the project set.
     """
     check_name(name, "NAME")
     target = dest / name
     check_free(target, force)
-    sets = _sets(templates, "project", *(["example"] if example else []))
-    _create(target, sets, _project_variables(name, answers))
+    sets = [template] if template else _sets(templates, "project")
+    sets += _sets(templates, "example") if example else []
+    _create(target, sets, project_variables(name, answers))
     return target
 
 
@@ -338,16 +354,25 @@ def existing_folder(path: Path) -> Path:
 def init_project(
     path: Path, answers: Mapping[str, str] | None = None, templates: Path | None = None
 ) -> Placed:
-    """Turn the folder ``path`` into a project: add the files it lacks, keep the others."""
+    """Turn the folder ``path`` into a project: add the files it lacks, keep the others,
+    and make each script kind's code-base folder (``src/blcks/``, ``src/shell/``...)."""
     folder = existing_folder(path)
     name = check_name(folder.name, "folder name")
-    return _add_missing(folder, _sets(templates, "project"), _project_variables(name, answers))
+    placed = _add_missing(folder, _sets(templates, "project"), project_variables(name, answers))
+    bases = [Path(str(Config.load(folder)[kind.code_base_key])) for kind in all_kinds()]
+    made = [base for base in bases if not os.path.lexists(folder / base)]
+    try:
+        for base in made:
+            (folder / base).mkdir(parents=True)
+    except OSError as err:
+        raise _os_error(err, folder) from None
+    return placed._replace(added=(*placed.added, *made))
 
 
 # Scripts -----------------------------------------------------------------------------
 
 
-def _script_variables(
+def script_variables(
     name: str, root: Path | None, para: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The variables of a script's templates; ``para`` (see ``fit_para``) makes the
@@ -413,15 +438,21 @@ def script_target(dest: Path, name: str, kind: ScriptKind) -> Path:
 
 
 def create_script(
-    dest: Path, name: str, kind: ScriptKind, force: bool = False, templates: Path | None = None
+    dest: Path,
+    name: str,
+    kind: ScriptKind,
+    force: bool = False,
+    templates: Path | None = None,
+    template: Path | None = None,
 ) -> Placed:
-    """Make the script ``name`` of ``kind`` (see ``script_target``); what it added and
-    (``force``, in an existing folder) replaced."""
+    """Make the script ``name`` of ``kind`` (see ``script_target``) from the kind's set,
+    or the set ``template`` (a user's, ``templatestore``); what it added and (``force``,
+    in an existing folder) replaced."""
     check_script_name(name, "NAME")
     target = script_target(dest, name, kind)
     check_free(target, force)
-    variables = _script_variables(name, find_root_or_none(dest))
-    return _create(target, _sets(templates, kind.templates), variables)
+    variables = script_variables(name, find_root_or_none(dest))
+    return _create(target, [template] if template else _sets(templates, kind.templates), variables)
 
 
 def init_script(path: Path, kind: ScriptKind, templates: Path | None = None) -> Placed:
@@ -439,22 +470,5 @@ def init_script(path: Path, kind: ScriptKind, templates: Path | None = None) -> 
     para = para_file(folder, name)
     fitted = fit_para(para) if para.is_file() else None
     together = [] if fitted else [Path(p.format(name=name)) for p in kind.sample]
-    variables = _script_variables(name, find_root_or_none(folder), fitted)
+    variables = script_variables(name, find_root_or_none(folder), fitted)
     return _add_missing(folder, _sets(templates, kind.templates), variables, together)
-
-
-def blcks_target(dest: Path, name: str) -> Path:
-    """``script_target`` for a blcks script."""
-    return script_target(dest, name, load_kind(BLCKS))
-
-
-def create_blcks(
-    dest: Path, name: str, force: bool = False, templates: Path | None = None
-) -> Placed:
-    """Make the blcks script ``name`` (see ``create_script``)."""
-    return create_script(dest, name, load_kind(BLCKS), force, templates)
-
-
-def init_blcks(path: Path, templates: Path | None = None) -> Placed:
-    """Turn the folder ``path`` into a blcks script folder named after it (``init_script``)."""
-    return init_script(path, load_kind(BLCKS), templates)

@@ -9,7 +9,7 @@ from pathlib import Path
 from trek_tasks.events import emit
 from trek_tasks.files import write_atomic
 from trek_tasks.graph import render_images, to_dot
-from trek_tasks.pack import script_members, stale_script_zips, workflow_members, write_zip
+from trek_tasks.pack import script_zip, sha256, stale_script_zips, workflow_members, write_zip
 from trek_tasks.project import Project, Script
 
 
@@ -44,8 +44,10 @@ def pack_workflow_to(project: Project, dest: Path, auto_pos: bool = False) -> st
 def pack_script_to(script: Script, dest: Path) -> str:
     from trek_tasks.progress import Packed, Packing
 
-    emit(Packing(script.path))
-    digest = write_zip(dest, script_members(script))
+    emit(Packing(script.path, script.kind.name))
+    data = script_zip(script)
+    write_atomic(dest, data)
+    digest = sha256(data)
     emit(Packed(dest))
     return digest
 

@@ -83,19 +83,27 @@ def ask_marvin(yes: bool) -> dict[str, str]:
 @force_option
 @yes_option
 @click.option("--example", is_flag=True, help="A sample workflow using callservice + notification.")
-def createproject(name: str, force: bool, yes: bool, example: bool) -> None:
+@click.option(
+    "--template",
+    default="",
+    metavar="NAME",
+    help="Render from the installed project template NAME (`trek installtemplate -c project`).",
+)
+def createproject(name: str, force: bool, yes: bool, example: bool, template: str) -> None:
     """Create the project folder NAME (asks for the Marvin url, JWT and secret)."""
     from trek_tasks.files import display
     from trek_tasks.names import check_name
     from trek_tasks.scaffold import check_free, create_project
+    from trek_tasks.templatestore import project_template
 
     dest = Path.cwd()
     check_name(name, "NAME")
+    chosen = project_template(template) if template else None
     target = dest / name
     check_free(target, force)
     confirm_replace(target, yes)
     click.echo(f"Project [{name}] creating...")
-    create_project(dest, name, ask_marvin(yes), force=force, example=example)
+    create_project(dest, name, ask_marvin(yes), force=force, example=example, template=chosen)
     click.echo("Done")
     if example:
         click.echo(f"Next: cd {display(target)} && trek install  (callservice, notification)")

@@ -1,8 +1,12 @@
-"""Script commands: createblcks, initblcks, install, uninstall, listscripts, publish, runblcks."""
+"""Script commands: create<kind>, init<kind>, run<kind>, pack<kind>, deploy<kind> for every
+script kind (made from the kind's name: no copy per kind), install, uninstall,
+listscripts, publish, installtemplate, uninstalltemplate."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -16,42 +20,6 @@ from trek_tasks.commands import (
     script_path_option,
     yes_option,
 )
-
-
-@command()
-@click.argument("name")
-@force_option
-@yes_option
-def createblcks(name: str, force: bool, yes: bool) -> None:
-    """Create the blcks script NAME (under src/blcks/ inside a project, else ./NAME)."""
-    from trek_tasks.names import check_script_name
-    from trek_tasks.scaffold import blcks_target, check_free, create_blcks
-
-    dest = Path.cwd()
-    check_script_name(name, "NAME")
-    target = blcks_target(dest, name)
-    check_free(target, force)
-    confirm_replace(target, yes)
-    existed = target.is_dir()
-    click.echo(f"Blcks [{name}] creating...")
-    placed = create_blcks(dest, name, force=force)
-    if existed:
-        report_placed(target, placed)
-    click.echo("Done")
-
-
-@command()
-@script_path_option
-def initblcks(path: Path | None) -> None:
-    """Turn a folder into a blcks script folder: add the files it lacks (a handler and
-    tests fitting its para, when it has one), overwrite none."""
-    from trek_tasks.names import check_script_name
-    from trek_tasks.scaffold import existing_folder, init_blcks
-
-    folder = existing_folder(path or Path.cwd())
-    click.echo(f"Blcks [{check_script_name(folder.name, 'folder name')}] initializing...")
-    report_placed(folder, init_blcks(folder))
-    click.echo("Done")
 
 
 @command()
@@ -120,11 +88,223 @@ def publish(source: Path, repository: Path) -> None:
     show(publish_script(source, repository))
 
 
-@command()
-@script_path_option
-def runblcks(path: Path | None) -> None:
-    """Run one script folder with its inputs/event.yml and print the outputs."""
-    from trek_tasks.localrun import runblcks as run_one
+category_option = click.option(
+    "-c", "--category", required=True, help="script (a script folder) or project (a project)."
+)
+template_name_option = click.option("-n", "--name", required=True, help="The template's name.")
 
-    outputs = run_one(path or Path.cwd())
-    click.echo(json.dumps(outputs, indent=2, ensure_ascii=False))
+
+@command()
+@click.option(
+    "-p",
+    "--path",
+    "path",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Template for Trek project: a folder of jinja2 files like trek's templates/.",
+)
+@category_option
+@template_name_option
+def installtemplate(path: Path, category: str, name: str) -> None:
+    """Install a template folder into the user's template store (checked: it renders and
+    makes what its category needs); `--template NAME` on create<kind>/createproject uses it."""
+    from trek_tasks.templatestore import install_template
+
+    template = install_template(path, category, name)
+    click.echo(f"Install template [{template.name}] into {template.category}")
+
+
+@command()
+@category_option
+@template_name_option
+def uninstalltemplate(category: str, name: str) -> None:
+    """Remove a template from the user's template store."""
+    from trek_tasks.templatestore import uninstall_template
+
+    template = uninstall_template(category, name)
+    click.echo(f"Uninstall template [{template.name}] from {template.category}")
+
+
+template_option = click.option(
+    "--template",
+    "template",
+    default="",
+    metavar="NAME",
+    help="Render from the installed template NAME (`trek installtemplate`).",
+)
+
+
+def create_command(kind_name: str) -> click.Command:
+    @command(f"create{kind_name}")
+    @click.argument("name")
+    @force_option
+    @yes_option
+    @template_option
+    def create(name: str, force: bool, yes: bool, template: str) -> None:
+        from trek_tasks.kinds import load_kind
+        from trek_tasks.names import check_script_name
+        from trek_tasks.scaffold import check_free, create_script, script_target
+        from trek_tasks.templatestore import script_template
+
+        kind = load_kind(kind_name)
+        dest = Path.cwd()
+        check_script_name(name, "NAME")
+        chosen = script_template(template, kind_name) if template else None
+        target = script_target(dest, name, kind)
+        check_free(target, force)
+        confirm_replace(target, yes)
+        existed = target.is_dir()
+        click.echo(f"{kind_name.capitalize()} [{name}] creating...")
+        placed = create_script(dest, name, kind, force=force, template=chosen)
+        if existed:
+            report_placed(target, placed)
+        click.echo("Done")
+
+    create.help = (
+        f"Create the {kind_name} script NAME (under src/{kind_name}/ inside a project, "
+        "else ./NAME)."
+    )
+    return create
+
+
+def init_command(kind_name: str) -> click.Command:
+    @command(f"init{kind_name}")
+    @script_path_option
+    @yes_option
+    def init(path: Path | None, yes: bool) -> None:
+        from trek_tasks.kinds import load_kind
+        from trek_tasks.names import check_script_name
+        from trek_tasks.scaffold import existing_folder, init_script
+
+        folder = existing_folder(path or Path.cwd())
+        name = check_script_name(folder.name, "folder name")
+        click.echo(f"{kind_name.capitalize()} [{name}] initializing...")
+        report_placed(folder, init_script(folder, load_kind(kind_name)))
+        click.echo("Done")
+
+    init.help = (
+        f"Turn a folder into a {kind_name} script folder: add the files it lacks (samples "
+        "fitting its para, when it has one), overwrite none."
+    )
+    return init
+
+
+def run_command(kind_name: str) -> click.Command:
+    @command(f"run{kind_name}")
+    @script_path_option
+    @click.option(
+        "--localhost",
+        is_flag=True,
+        help="Run the script on this machine (sets its input localhost; not every kind has it).",
+    )
+    def run(path: Path | None, localhost: bool) -> None:
+        from trek_tasks.localrun import run_script
+        from trek_tasks.project import script_at
+
+        script = script_at((path or Path.cwd()).resolve(), kind_name)
+        click.echo(f"starting {kind_name} {script.id}...")
+        outputs = run_script(script, localhost)
+        click.echo(json.dumps(outputs, indent=2, ensure_ascii=False))
+
+    run.help = f"Run one {kind_name} script folder with its inputs/event.yml; print the outputs."
+    return run
+
+
+def pack_command(kind_name: str) -> click.Command:
+    @command(f"pack{kind_name}")
+    @script_path_option
+    @click.option(
+        "-o", "--output", type=click.Path(path_type=Path), default=None, help="Folder for the zip."
+    )
+    def pack(path: Path | None, output: Path | None) -> None:
+        from trek_tasks.pack import script_zip_name
+        from trek_tasks.project import script_at
+        from trek_tasks.steps import pack_script_to
+
+        folder = (path or Path.cwd()).resolve()
+        script = script_at(folder, kind_name)
+        pack_script_to(script, (output or folder / "bin") / script_zip_name(script))
+
+    pack.help = (
+        f"Zip one {kind_name} script folder (default: the current folder) into its bin/, "
+        f"as {kind_name}.<id>-<version>.zip."
+    )
+    return pack
+
+
+def deploy_command(kind_name: str) -> click.Command:
+    from trek_tasks.commands.ship import (
+        autobuildpush_option,
+        autopack_option,
+        overwrite_option,
+        projects_option,
+    )
+
+    @command(f"deploy{kind_name}")
+    @script_path_option
+    @projects_option
+    @autopack_option
+    @autobuildpush_option
+    @overwrite_option
+    def deploy(
+        path: Path | None, projects: str, autopack: bool, autobuildpush: bool, yes: bool
+    ) -> None:
+        from trek_tasks.commands.ship import ask_overwrite, marvin_client
+        from trek_tasks.config import Config
+        from trek_tasks.containers.images import BUILT_KIND
+        from trek_tasks.deploy import deploy as deploy_artifacts
+        from trek_tasks.deploy import parse_projects, script_artifact
+        from trek_tasks.localrun import marvin_for
+        from trek_tasks.pack import script_zip_name
+        from trek_tasks.progress import Warned
+        from trek_tasks.project import find_root_or_none, script_at
+        from trek_tasks.reporter import show
+        from trek_tasks.steps import pack_script_to
+
+        folder = (path or Path.cwd()).resolve()
+        script = script_at(folder, kind_name)
+        if parse_projects(projects):
+            show(Warned("--projects: Marvin assigns workflows to projects, not scripts; ignored"))
+        click.echo(f"Deploy {kind_name}: {script.id}...")
+        if autobuildpush and kind_name == BUILT_KIND:  # other kinds have no image to push
+            from trek_tasks.containers.registry import push_folder
+
+            push_folder(folder)
+        if autopack:
+            pack_script_to(script, folder / "bin" / script_zip_name(script))
+        artifact = script_artifact(script, folder / "bin")
+        config = Config.load(find_root_or_none(folder), folder)
+        marvin = marvin_client(marvin_for(folder, config))
+        deploy_artifacts(marvin, [artifact], ask_overwrite(yes))
+        click.echo("Done")
+
+    deploy.help = (
+        f"Upload one {kind_name} script folder's zip (bin/ in it, as pack{kind_name} writes) "
+        "to Marvin; --autobuildpush builds and pushes a blcks script's image first (other "
+        "kinds have none: ignored)."
+    )
+    return deploy
+
+
+VERBS: dict[str, Callable[[str], click.Command]] = {
+    "create": create_command,
+    "init": init_command,
+    "run": run_command,
+    "pack": pack_command,
+    "deploy": deploy_command,
+}
+
+
+@functools.cache
+def kind_command(name: str) -> click.Command:
+    """The command ``<verb><kind>`` (``createshell``); AttributeError for another name."""
+    for verb, make in VERBS.items():
+        if name.startswith(verb) and len(name) > len(verb):
+            return make(name[len(verb) :])
+    raise AttributeError(name)
+
+
+def __getattr__(name: str) -> click.Command:
+    """``create<kind>`` and the other per-kind commands, made when first asked for (the
+    lazy group looks them up by name in this module, as it does the others)."""
+    return kind_command(name)

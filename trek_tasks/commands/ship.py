@@ -1,5 +1,5 @@
-"""Shipping commands: pack, packblcks, build, buildblcks, push, pushblcks, deploy,
-deployblcks, deployed."""
+"""Shipping commands: pack, build, buildblcks, push, pushblcks, deploy, deployed (and what
+pack<kind>/deploy<kind> in ``commands/scripts.py`` share with them)."""
 
 from __future__ import annotations
 
@@ -33,22 +33,6 @@ def pack(session: Session, path: Path | None, all_: bool, auto_pos: bool) -> Non
     """Zip the workflow (and with -a each own script) into bin/."""
     tasks = ["pack"] if all_ else ["pack:workflow"]
     run_tasks(session, path, tasks, report_up_to_date=True, auto_pos=auto_pos)
-
-
-@command()
-@script_path_option
-@click.option(
-    "-o", "--output", type=click.Path(path_type=Path), default=None, help="Folder for the zip."
-)
-def packblcks(path: Path | None, output: Path | None) -> None:
-    """Zip one script folder (default: the current folder)."""
-    from trek_tasks.pack import script_zip_name
-    from trek_tasks.project import script_at
-    from trek_tasks.steps import pack_script_to
-
-    folder = (path or Path.cwd()).resolve()
-    script = script_at(folder, "blcks")
-    pack_script_to(script, (output or folder / "bin") / script_zip_name(script))
 
 
 @command()
@@ -176,39 +160,8 @@ def deploy(
         run_tasks(session, path, ["pack"] if all_ else ["pack:workflow"])
     project = load_project(path)
     artifacts = project_artifacts(project, all_)
-    marvin = _marvin(marvin_for(project.root, project.config))
+    marvin = marvin_client(marvin_for(project.root, project.config))
     deploy_artifacts(marvin, artifacts, ask_overwrite(yes), names)
-    click.echo("Done")
-
-
-@command()
-@script_path_option
-@autopack_option
-@autobuildpush_option
-@overwrite_option
-def deployblcks(path: Path | None, autopack: bool, autobuildpush: bool, yes: bool) -> None:
-    """Upload one script folder's zip (bin/ in it, as packblcks writes) to Marvin."""
-    from trek_tasks.config import Config
-    from trek_tasks.deploy import deploy as deploy_artifacts
-    from trek_tasks.deploy import script_artifact
-    from trek_tasks.localrun import marvin_for
-    from trek_tasks.pack import script_zip_name
-    from trek_tasks.project import find_root_or_none, script_at
-    from trek_tasks.steps import pack_script_to
-
-    folder = (path or Path.cwd()).resolve()
-    script = script_at(folder, "blcks")
-    click.echo(f"Deploy blcks: {script.id}...")
-    if autobuildpush:
-        from trek_tasks.containers.registry import push_folder
-
-        push_folder(folder)
-    if autopack:
-        pack_script_to(script, folder / "bin" / script_zip_name(script))
-    artifact = script_artifact(script, folder / "bin")
-    config = Config.load(find_root_or_none(folder), folder)
-    marvin = _marvin(marvin_for(folder, config))
-    deploy_artifacts(marvin, [artifact], ask_overwrite(yes))
     click.echo("Done")
 
 
@@ -223,7 +176,7 @@ def deployed(path: Path | None) -> None:
 
     folder = (path or Path.cwd()).resolve()
     root = find_root_or_none(folder)
-    marvin = _marvin(marvin_for(folder, Config.load(root, folder)))
+    marvin = marvin_client(marvin_for(folder, Config.load(root, folder)))
     items = holdings(marvin)
     if not items:
         click.echo("Marvin holds nothing you deployed")
@@ -237,7 +190,7 @@ def deployed(path: Path | None) -> None:
         click.echo(line + (f"  projects: {', '.join(assigned)}" if assigned else ""))
 
 
-def _marvin(marvin: MarvinTarget) -> MarvinClient:
+def marvin_client(marvin: MarvinTarget) -> MarvinClient:
     """The client of the Marvin to deploy to; BadInput when there is none."""
     from trek_tasks.errors import BadInput
 

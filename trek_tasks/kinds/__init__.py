@@ -17,6 +17,9 @@ from trek_tasks.kinds.base import ScriptKind, default_code_base, para_file
 
 KINDS: dict[str, str] = {
     "blcks": "trek_tasks.kinds.blcks:BlcksKind",
+    "shell": "trek_tasks.kinds.shell:ShellKind",
+    "ansible": "trek_tasks.kinds.ansible:AnsibleKind",
+    "terraform": "trek_tasks.kinds.terraform:TerraformKind",
 }
 
 __all__ = [

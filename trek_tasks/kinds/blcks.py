@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import sys
-import sysconfig
 from pathlib import Path
 
 from trek_tasks.files import tree_files
-from trek_tasks.kinds.base import Command, member_files, para_file
+from trek_tasks.kinds.base import (
+    Command,
+    Flaw,
+    has_para_and_main,
+    member_files,
+    pytest_command,
+    serve_args,
+)
 
 HANDLER = Path("handler")
 MAIN = HANDLER / "handler.py"
@@ -24,16 +28,21 @@ class BlcksKind:
     templates = "blcks"
     # The sample para, handler, handler test and runblcks inputs describe one script: the
     # test would not fit another handler, so initblcks adds them only together.
-    sample = ("{name}.para", "handler/handler.py", "tests/test_handler.py", "inputs/event.yml")
+    sample: tuple[str, ...] = (
+        "{name}.para",
+        "handler/handler.py",
+        "tests/test_handler.py",
+        "inputs/event.yml",
+    )
     script_type = "blcks"
+    implicit_requirements: tuple[str, ...] = ()
+    localhost = False
 
     def __repr__(self) -> str:
         return "BlcksKind()"
 
     def detect(self, folder: Path, script_id: str) -> bool:
-        return (
-            para_file(folder, script_id).is_file() and self.main_file(folder, script_id).is_file()
-        )
+        return has_para_and_main(self, folder, script_id)
 
     def main_file(self, folder: Path, script_id: str) -> Path:
         return folder / MAIN
@@ -48,14 +57,10 @@ class BlcksKind:
         return folder / HANDLER / "requirements.txt"
 
     def serve_command(self, folder: Path, python: Path, port: int) -> Command:
-        args = [str(python), "-m", "blcks.serve", "--script-dir", str(folder), "--port", str(port)]
-        return Command(args, {})
+        return Command(serve_args(self, folder, python, port), {})
+
+    def problems(self, folder: Path, script_id: str) -> list[Flaw]:
+        return []  # a handler's faults show when it is imported (up) or tested
 
     def test_command(self, folder: Path, env_dir: Path) -> Command:
-        """pytest on trek's interpreter (it has pytest, the SDK and trek_tasks, so a test
-        may start a local Marvin) with the script and its environment's packages on the
-        path, so the tests see the package versions the script runs with."""
-        site = sysconfig.get_path("purelib", vars={"base": str(env_dir), "platbase": str(env_dir)})
-        paths = [str(folder), site, os.environ.get("PYTHONPATH", "")]
-        args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
-        return Command(args, {"PYTHONPATH": os.pathsep.join(p for p in paths if p)})
+        return pytest_command(folder, env_dir)

@@ -71,13 +71,16 @@ def container_name(project: str, script_id: str) -> str:
     return f"trek-{folder}-{digest}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', script_id)}"
 
 
-def script_config(script: Script) -> Config:
-    """The settings the image of ``script`` is built with (its project's, its own layer)."""
-    from trek_tasks.config import Config
-    from trek_tasks.project import find_root_or_none
+def imaged(script: Script) -> None:
+    """Refuse, in one line, a script of a kind that has no images (only blcks have)."""
+    from trek_tasks.containers.images import BUILT_KIND
 
-    root = find_root_or_none(script.path)
-    return Config.load(root, None if script.installed else script.path)
+    if script.kind.name != BUILT_KIND:
+        raise StepFailed(
+            f"{script.kind.name} script '{script.id}' cannot run on the docker runtime: only "
+            f"{BUILT_KIND} scripts have images; run it with `--runtime local`",
+            script.id,
+        )
 
 
 def archive(folder: Path, names: list[str]) -> bytes:
@@ -157,6 +160,7 @@ class DockerRuntime:
     def install_env(self, script: Script) -> None:
         from trek_tasks.containers.images import ensure_image
 
+        imaged(script)
         ensure_image(self.client(), script, script_config(script))
 
     # containers -------------------------------------------------------------
@@ -166,6 +170,7 @@ class DockerRuntime:
     ) -> Handle:
         from trek_tasks.containers.images import ensure_image
 
+        imaged(script)
         files = file_digests(script)  # before the build: an edit meanwhile restarts again
         client = self.client()
         image = ensure_image(client, script, script_config(script))

@@ -164,6 +164,9 @@ def validate_project(project: Project) -> list[str]:
         if problem:  # installed scripts were checked by the installer
             report.files.append(display(script.path))
             report.error(display(script.path), problem)
+        for flaw in [] if script.installed else script.kind.problems(script.path, script.id):
+            report.files.append(flaw.where.split(":", 1)[0])
+            report.error(flaw.where, flaw.message)
         errors, warnings, para = check_para(script.para_path, own=not script.installed)
         report.files.append(display(script.para_path))
         report.errors.extend(errors)

@@ -1,0 +1,3 @@
+from trek_tasks.tasks import namespace
+
+globals().update(namespace(__file__))
