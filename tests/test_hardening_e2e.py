@@ -38,11 +38,8 @@ def executed(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 @pytest.fixture
-def example(project: Path, redis_server: int) -> Any:
-    set_config(project, router_port=0)
-    set_redis_ports(project, {"S-redis-local": redis_server})
-    yield project
-    main(["shutdownenv", "-a", "-p", str(project)])
+def example(example_on_redis: Path) -> Path:
+    return example_on_redis
 
 
 def test_two_copies_with_the_same_router_port_run_side_by_side(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import REPO, build_reference
 
-HEAVY = ("requests", "jinja2", "jsonschema", "graphviz", "docker")
+HEAVY = ("requests", "jinja2", "jsonschema", "graphviz", "docker", "flask", "werkzeug")
 
 PROBE = """\
 import json

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, left_running, run_module, set_config, set_redis_ports
+from conftest import REPO, run_module, set_config, set_redis_ports
 
 from trek_tasks.cli import main
+from trek_tasks.runlog import read_lines
 from trek_tasks.runtimes import process
 
 HANDLER = Path("src/blcks/detectredis/handler/handler.py")
@@ -143,8 +144,18 @@ def inside(tmp_path: Path) -> Callable[[], bool]:
 
 
 def processes_of(project: Path) -> list[int]:
-    """Live processes of this test session serving ``project`` (scripts, local Marvin)."""
-    return [pid for pid in left_running() if str(project) in " ".join(process.cmdline(pid))]
+    """Live processes of ours serving ``project``, known by identity: its scripts and local
+    Marvin (a fork server a script was started from is a part of the runtime, not counted)."""
+    return sorted(
+        found.pid
+        for found in process.find(str(project))
+        if not found.role.startswith("forkserver:")
+    )
+
+
+def everything_of(project: Path) -> list[int]:
+    """Every live process of ours for ``project``, fork servers included."""
+    return sorted(found.pid for found in process.find(str(project)))
 
 
 def last_record(project: Path) -> dict[str, Any]:
@@ -181,7 +192,7 @@ def test_ctrl_c_during_a_long_node_stops_run_once_at_once(
     )
     nodes = [(node["id"], node["status"]) for node in record["nodes"]]
     assert nodes == [("0", "done"), ("2", "interrupted"), *((n, "not run") for n in "1345")]
-    assert processes_of(gated) == []
+    assert everything_of(gated) == []
     assert took < STOPPED_WITHIN
 
 
@@ -201,7 +212,7 @@ def test_ctrl_c_during_a_long_node_stops_watch_at_once_and_keeps_the_runtimes(
     down = trek("shutdownenv", "-a", cwd=gated)
     print(f"shutdownenv -a with the abandoned call in flight: {time.monotonic() - clock:.3f} s")
     assert down.returncode == 0, down.stdout + down.stderr
-    assert processes_of(gated) == []
+    assert everything_of(gated) == []
     assert took < STOPPED_WITHIN
 
 
@@ -230,7 +241,7 @@ def test_trek_removed_mid_run_is_one_line_and_leaves_no_process(
             "closing local Marvin...",
             "Done",
         ]
-    assert processes_of(gated) == []
+    assert everything_of(gated) == []
 
 
 @pytest.fixture
@@ -279,8 +290,14 @@ def test_a_full_disk_when_the_run_record_is_written_is_one_line(
     said = run.said()
     assert len(said) == 1 and RECORD.match(said[0]), run.output()
     assert "Traceback" not in run.output()
-    assert list((small_disk / "runs").iterdir()) == []  # no record, no temp file
-    assert processes_of(gated) == []
+    # No record and no temp file; only the run's event log, appended line by line as the
+    # run went (runlog.py: readers take whole lines only, so a cut last line shows nothing)
+    left = list((small_disk / "runs").iterdir())
+    assert [path.name.endswith(".events.jsonl") for path in left] == [True]
+    events, _ = read_lines(left[0])
+    assert events[0]["event"] == "started"
+    assert "finished" not in {event["event"] for event in events}  # the run did not finish
+    assert everything_of(gated) == []
 
 
 def test_a_full_disk_when_doit_saves_its_state_is_one_line(small_disk: Path, gated: Path) -> None:

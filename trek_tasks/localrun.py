@@ -38,6 +38,7 @@ from trek_tasks.marvin import target
 from trek_tasks.marvin.client import MarvinClient, StateProbe
 from trek_tasks.progress import RunReported, ScriptLogged, Starting, Stopping
 from trek_tasks.project import Project, Script
+from trek_tasks.runlog import EventLog
 from trek_tasks.runtimes.base import file_digests, sdk_hash
 from trek_tasks.state import StateLayout
 
@@ -358,7 +359,8 @@ def run_workflow(
     )
     first_message = last_message_id(marvin.client) if marvin.local else 0
     invoker = HttpInvoker(urls)
-    subscribers: list[Subscriber] = [RecordWriter(project), emit]
+    # the record first: when the stream says "finished", the record is there
+    subscribers: list[Subscriber] = [RecordWriter(project), EventLog(project.state), emit]
     if detail:
         subscribers.insert(0, LogFollower(env))
     with run_lock(project):

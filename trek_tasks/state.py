@@ -121,6 +121,15 @@ class StateLayout:
     def run_record(self, run_id: str) -> Path:
         return self.runs / f"{run_id}.json"
 
+    def run_events(self, run_id: str) -> Path:
+        """The run's events as JSON lines, appended while it runs (``runlog.py``)."""
+        return self.runs / f"{run_id}.events.jsonl"
+
+    @property
+    def portal_log(self) -> Path:
+        """What the last action the portal started (a run, a shutdown) printed."""
+        return self.dir / "portal" / "action.log"
+
     @property
     def last_run(self) -> Path:
         return self.runs / "last.json"
