@@ -196,12 +196,18 @@ def run_module(
     )
 
 
-def is_read_cache(relative: str) -> bool:
-    """Whether a project path (relative, with ``/``) is a cache of what trek read: doit's
-    dep file, the parsed workflow. A command refusing bad input may write those, nothing
+def parent_of(pid: int) -> int:
+    """The parent pid of ``pid`` (from /proc/<pid>/stat)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def is_read_cache(path: str | Path) -> bool:
+    """Whether ``path`` is a cache of what trek read, in a ``.trek`` folder: doit's dep
+    file, the parsed workflow. A command refusing bad input may write those, nothing
     else (the workflow it parsed was fine; the bad input was another file)."""
-    name = relative.rsplit("/", 1)[-1]
-    return relative.startswith(".trek/") and (name.startswith("doit.db") or name == "workflow.json")
+    path = Path(path)
+    name = path.name
+    return path.parent.name == ".trek" and (name.startswith("doit.db") or name == "workflow.json")
 
 
 def trek_process(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -41,7 +41,7 @@ def tree(root: Path) -> dict[str, str]:
     return {
         path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(root.rglob("*"))
-        if path.is_file() and not is_read_cache(path.relative_to(root).as_posix())
+        if path.is_file() and not is_read_cache(path)
     }
 
 

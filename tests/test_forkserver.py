@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import set_config, wheel
+from conftest import parent_of, set_config, wheel
 
 from blcks.forkserver import claim_identity, distribution_name
 from trek_tasks.cli import main
@@ -103,10 +103,6 @@ def make_project(root: Path, scripts: dict[str, str], requirements: str = "") ->
     lines.append(f"    - {{source: '{previous}', target: '1'}}")
     (root / "src" / "graph.yml").write_text("\n".join(lines) + "\n")
     return root
-
-
-def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def parent_of_or_0(pid: int) -> int:

@@ -72,7 +72,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and not is_read_cache(p.relative_to(root).as_posix())
+        if p.is_file() and not is_read_cache(p)
     }
 
 

@@ -1222,8 +1222,7 @@ def test_cli_empty_secret_file_exits_2(tmp_path: Path) -> None:
 
 def test_server_imports_no_heavy_dependency() -> None:
     code = (
-        "import sys, trek_tasks.marvin as m, trek_tasks.marvin.server as s; "
-        "assert m.MarvinServer is s.MarvinServer and m.PortInUse is s.PortInUse; "
+        "import sys, trek_tasks.marvin.server; "
         "print(sorted({'requests', 'jinja2', 'jsonschema', 'doit'} & set(sys.modules)))"
     )
     result = subprocess.run(

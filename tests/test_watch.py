@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, build_reference, free_port
+from conftest import FORK_SERVER, REPO, build_reference, free_port, parent_of
 
+from trek_tasks.runtimes import forkserver
 from trek_tasks.watch import WatchSet, is_noise, project_watch
 
 GUARD = 60.0  # seconds; only ever a guard against a hang, never an assertion
@@ -340,6 +341,10 @@ def test_trek_watch_reruns_and_shuts_down_when_asked(
     assert watch.wait_for(r"^-- change: ") == f"-- change: {HANDLER}; running execute"
     watch.wait_for(r"^restart detectredis: handler/handler\.py changed$")
     watch.wait_for(r"^Done\. \[host\.detect\.redis\]$")
+    if FORK_SERVER:  # the restarted script is a child of its environment's fork server
+        handle = json.loads((example_up / ".trek" / "env" / "detectredis.json").read_text())
+        server = forkserver.load(str(example_up), handle["env_key"])
+        assert server is not None and parent_of(handle["state"]["pid"]) == server.pid
     assert watch.interrupt() == 130
     assert "closing local Marvin..." in watch.lines
     assert not list((example_up / ".trek" / "env").glob("*.json"))
