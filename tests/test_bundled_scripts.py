@@ -48,10 +48,12 @@ def test_sources_are_in_the_checkout() -> None:
     assert SOURCE_IDS == [
         "ansibleping-0.1.0",
         "blckssettags-0.3.0",
+        "blckssettags-0.3.1",
         "callservice-0.1.0",
         "hostcommand-0.1.0",
         "notification-0.4.0",
         "notification-0.5.0",
+        "notification-0.5.1",
     ]
 
 

@@ -403,7 +403,11 @@ def chain_run(
     digests: dict[str, str],
     reuse: dict | None = None,
     probe: Callable[[], str] | None = same_state,
+    x: int = 1,
+    paras: dict | None = None,
+    event: dict | None = None,
 ) -> RunResult:
+    """trigger -> 2 echo(x) -> 3 nap(tag: 2's x) -> 4 echo(t: 3's tag) -> end."""
     workflow = Workflow.from_data(
         {
             "graph": {
@@ -416,8 +420,8 @@ def chain_run(
                     node("1", "terminator"),
                 ],
                 "edges": [
-                    edge("0", "2", [{"property": "x", "value": 1}]),
-                    edge("2", "3", [{"property": "tag", "value": "{{ 2.count }}"}]),
+                    edge("0", "2", [{"property": "x", "value": x}]),
+                    edge("2", "3", [{"property": "tag", "value": "{{ 2.got.x }}"}]),
                     edge("3", "4", [{"property": "t", "value": "{{ 3.tag }}"}]),
                     edge("4", "1"),
                 ],
@@ -427,8 +431,8 @@ def chain_run(
     settings = RunSettings(
         name="t",
         run_id="r",
-        event={},
-        paras={},
+        event=event or {},
+        paras=paras or {},
         overrides={},
         timeout=10,
         reuse=reuse or {},
@@ -442,22 +446,86 @@ def chain_run(
         invoker.close()
 
 
+def statuses(result: RunResult) -> list[tuple[str, str, str]]:
+    """Each action node's status and, when reused by early cutoff, why."""
+    return [(i, result.nodes[i].status, result.nodes[i].reason) for i in ("2", "3", "4")]
+
+
 def test_reuse_is_exact(urls: dict[str, str]) -> None:
     digests = {"echo": "e1", "nap": "n1"}
     first = chain_run(urls, digests)
     assert first.status == "done"
     same = chain_run(urls, digests, reuse=first.nodes)
-    assert [same.nodes[i].status for i in ("2", "3", "4")] == ["reused", "reused", "reused"]
+    assert statuses(same) == [("2", "reused", ""), ("3", "reused", ""), ("4", "reused", "")]
     assert same.nodes["3"].outputs == first.nodes["3"].outputs
+    assert [same.nodes[i].cutoff for i in ("2", "3", "4")] == [[], [], []]
 
+    changed_inputs = chain_run(urls, digests, reuse=first.nodes, x=2)  # 2's outputs change
+    assert [n.status for n in changed_inputs.nodes.values() if n.type == "action"] == ["done"] * 3
+
+
+def test_early_cutoff_reuses_what_a_rerun_left_unchanged(urls: dict[str, str]) -> None:
+    digests = {"echo": "e1", "nap": "n1"}
+    first = chain_run(urls, digests)
+    # nap's code changed: it runs again, gives the same tag, so node 4's inputs are as
+    # they were and it is reused (early cutoff), saying after what
     changed = chain_run(urls, {"echo": "e1", "nap": "n2"}, reuse=first.nodes)
-    assert [changed.nodes[i].status for i in ("2", "3", "4")] == ["reused", "done", "done"]
+    assert statuses(changed) == [
+        ("2", "reused", ""),
+        ("3", "done", ""),
+        ("4", "reused", "same inputs after node 3 (nap) re-ran"),
+    ]
     assert changed.nodes["3"].outputs["started"] != first.nodes["3"].outputs["started"]
+    assert changed.nodes["4"].cutoff == ["3"]
+    assert changed.nodes["4"].outputs == first.nodes["4"].outputs
+    assert changed.to_json()["nodes"][3]["cutoff"] == ["3"]  # the run record says so
 
     failed_before = {**first.nodes, "2": replace(first.nodes["2"], status="failed")}
     after_failure = chain_run(urls, digests, reuse=failed_before)
-    assert after_failure.nodes["2"].status == "done"
-    assert after_failure.nodes["4"].status == "done"
+    assert statuses(after_failure) == [
+        ("2", "done", ""),
+        ("3", "reused", "same inputs after node 2 (echo) re-ran"),
+        ("4", "reused", "same inputs after node 2 (echo) re-ran"),  # the nearest re-run
+    ]
+
+    new_event = chain_run(urls, digests, reuse=first.nodes, event={"hello": 1})
+    assert statuses(new_event)[0] == ("2", "reused", "same inputs after the event changed")
+    assert new_event.nodes["2"].cutoff == ["0"]
+
+
+def test_side_effecting_nodes_always_run_when_reached(urls: dict[str, str]) -> None:
+    digests = {"echo": "e1", "nap": "n1"}
+    paras = {"nap": {"sideEffects": True}}
+    first = chain_run(urls, digests, paras=paras)
+    again = chain_run(urls, digests, reuse=first.nodes, paras=paras)
+    assert statuses(again) == [
+        ("2", "reused", ""),
+        ("3", "done", ""),
+        ("4", "reused", "same inputs after node 3 (nap) re-ran"),
+    ]
+    not_declared = chain_run(urls, digests, reuse=first.nodes, paras={"nap": {"sideEffects": 0}})
+    assert not_declared.nodes["3"].status == "reused"  # only `true` declares it
+
+
+def test_must_run_says_why_a_node_executes_under_reuse() -> None:
+    from trek_tasks.engine import must_run
+
+    last = NodeRun("3", "action", "nap", "done", {"tag": 1, "seconds": 0}, code="c", state="s")
+    now = replace(last, status="pending")
+    assert must_run(last, now, {}) is None
+    assert must_run(None, now, {}) == "not in the last run"
+    assert must_run(replace(last, status="skipped"), now, {}) == "skipped in the last run"
+    assert must_run(last, replace(now, code="d"), {}) == (
+        "its code changed (files, envs, environment or SDK)"
+    )
+    assert must_run(last, replace(now, inputs={"tag": 2, "x": 0}), {}) == (
+        "inputs changed: seconds, tag, x"
+    )
+    assert must_run(last, replace(now, state=""), {}) == "the Marvin state is unknown"
+    assert must_run(last, replace(now, state="t"), {}) == "the Marvin state it reads changed"
+    assert must_run(last, now, {"sideEffects": True}) == (
+        "side-effecting (sideEffects: true in its para)"
+    )
 
 
 def test_reuse_needs_the_same_marvin_state_at_each_node_start(urls: dict[str, str]) -> None:

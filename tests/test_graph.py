@@ -265,3 +265,112 @@ def test_layout_positions_cover_every_node_left_to_right(ref: Path) -> None:
     xs = [positions[n]["x"] for n in ("0", "2", "3", "4", "5", "1")]
     assert xs == sorted(xs) and len(set(xs)) == 6
     assert all(p["y"] >= 0 for p in positions.values())
+
+
+# --- trek graph --status ------------------------------------------------------------
+
+STATUS_DOT = """\
+digraph "host.detect.redis" {
+\tdpi=150 rankdir=LR size="8,5"
+\tlabel=<<table border="0" cellspacing="4"><tr><td>run RUN:</td>\
+<td bgcolor="#99ee99" border="1">done</td><td bgcolor="#ff8888" border="1">failed</td>\
+<td bgcolor="#dddddd" border="1">skipped</td><td bgcolor="#99ccff" border="1">reused</td>\
+<td bgcolor="#ffffff" border="1">not run</td>EXTRA</tr></table>> labelloc=b
+\t0 [label=trigger shape=oval style=filled fillcolor="#99ee99"]
+\t1 [label=terminator shape=oval style=filled fillcolor="F1"]
+\t2 [label=detectredis shape=box style=filled fillcolor="F2"]
+\t3 [label=blckssettags shape=box style=filled fillcolor="F3"]
+\t4 [label=selector shape=diamond style=filled fillcolor="F4"]
+\t5 [label=notification shape=box style=filled fillcolor="F5"]
+"""
+
+
+def write_record(root: Path, run_id: str, statuses: dict[str, str], last: bool) -> None:
+    """A run record as ``trek run`` saves it (the fields the picture reads)."""
+    import json
+
+    nodes = [{"id": node_id, "status": status} for node_id, status in statuses.items()]
+    record = {"workflow": "host.detect.redis", "run_id": run_id, "status": "done", "nodes": nodes}
+    runs = root / ".trek" / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    (runs / f"{run_id}.json").write_text(json.dumps(record))
+    if last:
+        (runs / "last.json").write_text(json.dumps(record))
+
+
+def status_dot(run_id: str, fills: list[str], extra: str = "") -> str:
+    text = STATUS_DOT.replace("RUN", run_id).replace("EXTRA", extra)
+    for n, fill in zip("12345", fills, strict=True):
+        text = text.replace(f'"F{n}"', f'"{fill}"')
+    return text + REFERENCE_DOT[REFERENCE_DOT.index("\t0 -> 2") :]
+
+
+def test_graph_status_colours_nodes_by_the_last_or_a_given_run(
+    ref: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_tool("dot")
+    assert main(["graph"]) == 0
+    older = {"0": "done", "2": "done", "3": "failed", "4": "not run", "5": "interrupted"}
+    write_record(ref, "20260101-000000-aaaaaa", older, last=False)
+    newer = {"0": "done", "2": "reused", "3": "done", "4": "done", "5": "skipped", "1": "done"}
+    write_record(ref, "20260102-000000-bbbbbb", newer, last=True)
+    capsys.readouterr()
+
+    assert main(["graph", "--status", "--show"]) == 0
+    out, err = capsys.readouterr()
+    green, blue, grey = "#99ee99", "#99ccff", "#dddddd"
+    assert out == "Graph written: .trek/graph-status.gv (png, svg)\n" + status_dot(
+        "20260102-000000-bbbbbb", [green, blue, green, green, grey]
+    )
+    assert err == ""
+    state = ref / ".trek"
+    assert (state / "graph-status.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    svg = (state / "graph-status.svg").read_text()
+    reused = svg[svg.index("<title>2</title>") : svg.index("<title>3</title>")]
+    assert 'fill="#99ccff"' in reused and ">detectredis</text>" in reused
+    assert ">reused</text>" in svg  # the legend
+
+    assert main(["graph", "--status", "20260101-000000-aaaaaa", "--show"]) == 0
+    assert capsys.readouterr().out.split("\n", 1)[1] == status_dot(
+        "20260101-000000-aaaaaa",
+        ["#ffffff", green, "#ff8888", "#ffffff", "#ffaa66"],  # 1 is not in the record
+        extra='<td bgcolor="#ffaa66" border="1">interrupted</td>',
+    )
+    # the plain picture is unchanged, and up to date
+    assert main(["graph", "--show"]) == 0
+    assert capsys.readouterr().out == "graph is up to date: .trek/graph.gv\n" + REFERENCE_DOT
+    assert (state / "graph.gv").read_text() == REFERENCE_DOT
+
+
+def test_graph_status_of_an_unknown_run_lists_the_known_ones(ref: Path) -> None:
+    def trek(*args: str) -> tuple[int, str, str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "trek_tasks", *args],
+            cwd=ref,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return done.returncode, done.stdout, done.stderr
+
+    assert trek("graph", "--status") == (
+        2,
+        "",
+        "trek: error: no run 'last': no run is recorded yet; run `trek run` first\n",
+    )
+    for day in range(1, 13):
+        write_record(ref, f"202601{day:02}-000000-aaaaaa", {"0": "done"}, last=day == 12)
+    assert trek("graph", "--status", "20250101-nope") == (
+        2,
+        "",
+        "trek: error: no run '20250101-nope'; known runs (newest first): last, "
+        + ", ".join(f"202601{day:02}-000000-aaaaaa" for day in range(12, 2, -1))
+        + " and 2 older\n",
+    )
+    assert trek("graph", "--status", "../../etc/passwd")[2] == (
+        "trek: error: no run '../../etc/passwd'; known runs (newest first): last, "
+        + ", ".join(f"202601{day:02}-000000-aaaaaa" for day in range(12, 2, -1))
+        + " and 2 older\n"
+    )
+    assert not (ref / ".trek" / "graph-status.gv").exists()

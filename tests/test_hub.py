@@ -71,17 +71,17 @@ def test_bundled_index_lists_the_shipped_scripts() -> None:
         "hostcommand",
         "notification",
     ]
-    assert index.entry("notification").versions() == ["0.5.0", "0.4.0"]
+    assert index.entry("notification").versions() == ["0.5.1", "0.5.0", "0.4.0"]
 
 
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ("", "0.5.0"),
+        ("", "0.5.1"),
         ("==0.4.0", "0.4.0"),
-        (">=0.4,<0.6", "0.5.0"),
+        (">=0.4,<0.6", "0.5.1"),
         ("~=0.4.0", "0.4.0"),
-        ("!=0.5.0", "0.4.0"),
+        ("!=0.5.1", "0.5.0"),
         ("<0.5", "0.4.0"),
     ],
 )
@@ -95,7 +95,8 @@ def test_no_matching_version_names_the_versions_that_exist() -> None:
     with pytest.raises(BadInput) as caught:
         index.resolve("notification", SpecifierSet(">=1.0"), "notification>=1.0")
     assert str(caught.value) == (
-        "notification>=1.0: no version of notification matches '>=1.0'; available: 0.5.0, 0.4.0"
+        "notification>=1.0: no version of notification matches '>=1.0'; "
+        "available: 0.5.1, 0.5.0, 0.4.0"
     )
 
 
@@ -341,8 +342,8 @@ def test_listing_of_the_bundled_repository() -> None:
         "hostcommand",
         "notification",
     ]
-    assert lines[4].startswith("notification  0.5.0, 0.4.0  ")
-    assert listing(Repository(), "notification") == ["0.5.0", "0.4.0"]
+    assert lines[4].startswith("notification  0.5.1, 0.5.0, 0.4.0  ")
+    assert listing(Repository(), "notification") == ["0.5.1", "0.5.0", "0.4.0"]
 
 
 def test_listscripts_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -350,13 +351,13 @@ def test_listscripts_command(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[:2] for line in out] == [
         ["ansibleping", "0.1.0"],
-        ["blckssettags", "0.3.0"],
+        ["blckssettags", "0.3.1,"],
         ["callservice", "0.1.0"],
         ["hostcommand", "0.1.0"],
-        ["notification", "0.5.0,"],
+        ["notification", "0.5.1,"],
     ]
     assert main(["listscripts", "notification"]) == 0
-    assert capsys.readouterr().out == "0.5.0\n0.4.0\n"
+    assert capsys.readouterr().out == "0.5.1\n0.5.0\n0.4.0\n"
 
 
 def test_listscripts_unknown_script(capsys: pytest.CaptureFixture[str]) -> None:

@@ -158,13 +158,13 @@ def test_install_upgrade_list_uninstall(fresh: Path, capsys: pytest.CaptureFixtu
     }
     assert para_version(fresh, "notification") == "0.4.0"
 
-    assert trek(capsys, "install", "notification") == (0, "notification:0.5.0 installed\n", "")
-    assert packages(fresh) == {"notification": "==0.5.0"}
-    assert lock(fresh)["notification"]["version"] == "0.5.0"
-    assert lock(fresh)["notification"]["sha256"] == bundled_sha("notification", "0.5.0")
-    assert para_version(fresh, "notification") == "0.5.0"
+    assert trek(capsys, "install", "notification") == (0, "notification:0.5.1 installed\n", "")
+    assert packages(fresh) == {"notification": "==0.5.1"}
+    assert lock(fresh)["notification"]["version"] == "0.5.1"
+    assert lock(fresh)["notification"]["sha256"] == bundled_sha("notification", "0.5.1")
+    assert para_version(fresh, "notification") == "0.5.1"
 
-    assert trek(capsys, "install", "-l") == (0, "notification  0.5.0  ==0.5.0\n", "")
+    assert trek(capsys, "install", "-l") == (0, "notification  0.5.1  ==0.5.1\n", "")
 
     assert trek(capsys, "uninstall", "notification") == (0, "notification uninstalled\n", "")
     assert not (fresh / "trek_packages" / "notification").exists()
@@ -193,9 +193,9 @@ def test_installed_files_are_the_archive_members(
 @pytest.mark.parametrize(
     ("spec", "recorded", "version"),
     [
-        ("notification>=0.4,<0.6", "<0.6,>=0.4", "0.5.0"),
+        ("notification>=0.4,<0.6", "<0.6,>=0.4", "0.5.1"),
         ("notification~=0.4.0", "~=0.4.0", "0.4.0"),
-        ("notification!=0.5.0", "!=0.5.0", "0.4.0"),
+        ("notification!=0.5.1", "!=0.5.1", "0.5.0"),
     ],
 )
 def test_specifiers_are_recorded_as_given(
@@ -213,7 +213,7 @@ def test_altered_archive_is_refused_and_nothing_changes(
     with serve(repo) as url:
         use_repository(fresh, url)
         assert trek(capsys, "install", "notification==0.4.0")[0] == 0
-        archive = repo / "notification/0.5.0/dist/script.zip"
+        archive = repo / "notification/0.5.1/dist/script.zip"
         data = bytearray(archive.read_bytes())
         data[len(data) // 2] ^= 0xFF
         archive.write_bytes(bytes(data))
@@ -221,9 +221,9 @@ def test_altered_archive_is_refused_and_nothing_changes(
         code, out, err = trek(capsys, "install", "notification")
     assert (code, out) == (2, "")
     assert err == (
-        "downloading notification 0.5.0\n"
-        f"trek: error: {url}/notification/0.5.0/dist/script.zip: sha256 mismatch: "
-        f"expected {bundled_sha('notification', '0.5.0')}, got {sha256_hex(bytes(data))}; "
+        "downloading notification 0.5.1\n"
+        f"trek: error: {url}/notification/0.5.1/dist/script.zip: sha256 mismatch: "
+        f"expected {bundled_sha('notification', '0.5.1')}, got {sha256_hex(bytes(data))}; "
         "the archive changed after it was indexed, refusing it\n"
     )
     assert snapshot(fresh) == before
@@ -330,7 +330,7 @@ def test_doit_install_right_after_trek_install_runs_nothing(
     assert doit_install() == "-- install\n"
 
     (folder / "handler" / "handler.py").write_text("broken\n")
-    assert doit_install() == ".  install\nnotification:0.5.0 installed\n"
+    assert doit_install() == ".  install\nnotification:0.5.1 installed\n"
     assert (folder / "handler" / "handler.py").read_text() != "broken\n"
     assert doit_install() == "-- install\n"
 
@@ -536,7 +536,7 @@ def test_no_matching_version(fresh: Path, capsys: pytest.CaptureFixture[str]) ->
     assert bad(capsys, fresh, "install", "notification>=1") == (
         2,
         "trek: error: notification>=1: no version of notification matches '>=1'; "
-        "available: 0.5.0, 0.4.0\n",
+        "available: 0.5.1, 0.5.0, 0.4.0\n",
     )
 
 

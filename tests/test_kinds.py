@@ -132,7 +132,7 @@ def test_editor_files_never_restart_retest_repack_or_rerun(project: Path) -> Non
     """The one rule (``Script.files``) behind what ``up`` compares, what ``test`` and
     ``pack`` depend on, what a pack holds and the digests of ``execute`` and ``--reuse``."""
     from trek_tasks.environment import Environment
-    from trek_tasks.localrun import code_digests, run_digest
+    from trek_tasks.localrun import code_digests, run_inputs
     from trek_tasks.runtimes.base import file_digests
 
     def seen() -> tuple[Any, ...]:
@@ -143,7 +143,7 @@ def test_editor_files_never_restart_retest_repack_or_rerun(project: Path) -> Non
             script_tests.test_files(script),
             script_members(script),
             code_digests(Environment(loaded)),
-            run_digest(loaded),
+            run_inputs(loaded),
         )
 
     before = seen()

@@ -86,6 +86,36 @@ def test_the_graph_is_the_dot_of_trek_graph_with_one_element_per_node(served: Se
     assert image.text == svg + "</svg>\n"
 
 
+def node_fills(svg: str) -> dict[str, str]:
+    """Each node's fill in an SVG Graphviz drew (its title is the node id)."""
+    found = re.findall(r"<title>([^<]*)</title>\s*<(?:polygon|ellipse) fill=\"([^\"]+)\"", svg)
+    return {node_id: fill for node_id, fill in found if node_id in NODE_IDS}
+
+
+def test_the_page_colours_nodes_as_trek_graph_status_draws_them(
+    served: Served, example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    statuses = {"0": "done", "2": "reused", "3": "failed", "4": "skipped"}
+    nodes = {i: NodeRun(i, "action", "", status) for i, status in statuses.items()}
+    result = RunResult(KEY, "20990101-000000-colour", "failed", nodes, 1.0, 0.5)
+    save_record(Project.load(example), result)
+    page = served.get(f"/p/{KEY}").text
+    assert main(["graph", "--status", "-p", str(example)]) == 0
+    drawn = (example / ".trek" / "graph-status.svg").read_text()
+    white = "#ffffff"
+    expected = {"0": "#99ee99", "2": "#99ccff", "3": "#ff8888", "4": "#dddddd", "1": white}
+    assert node_fills(page) == node_fills(drawn) == {**expected, "5": white}
+    assert '<g id="node-2" class="node st-reused" data-node="2">' in page
+    # live updates re-class nodes: the classes' colours are the same ones
+    assert '<link rel="stylesheet" href="/status.css">' in page
+    css = served.get("/status.css")
+    assert css.headers["Content-Type"].startswith("text/css")
+    assert ".st-reused polygon, .st-reused ellipse, .status.st-reused { fill: #99ccff; " in css.text
+    assert ".st-not-run polygon, .st-not-run ellipse, .status.st-not-run { fill: #ffffff; " in (
+        css.text
+    )
+
+
 def test_a_post_without_the_page_token_is_refused(served: Served, example: Path) -> None:
     token = served.token(KEY)
     refused = {

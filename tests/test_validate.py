@@ -755,6 +755,15 @@ def test_para_id_must_match_its_folder(ref: Path) -> None:
     ]
 
 
+def test_side_effects_in_a_para_must_be_true_or_false(ref: Path) -> None:
+    edit(OWN, "namespace: network.pentium\n", "namespace: network.pentium\nsideEffects: true\n")
+    validate_project(Project.load(Path.cwd()))
+    edit(OWN, "sideEffects: true\n", "sideEffects: always\n")
+    assert errors() == [
+        "src/blcks/detectredis/detectredis.para:9:14: 'sideEffects' must be true or false"
+    ]
+
+
 def test_para_without_type_or_ref(ref: Path) -> None:
     edit(OWN, "    title: Tag name\n    type: string\n", "    title: Tag name\n")
     assert errors() == [

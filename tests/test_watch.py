@@ -33,13 +33,13 @@ BROKEN_YAML = "graph:\n  nodes: [\n"
 class Watching:
     """A watch process; its merged output is read line by line by a thread."""
 
-    def __init__(self, args: list[str], cwd: Path) -> None:
+    def __init__(self, args: list[str], cwd: Path, stdin: int = subprocess.DEVNULL) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(
             args,
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -85,6 +85,8 @@ class Watching:
         self._reader.join(timeout=GUARD)
         assert self.proc.stdout is not None
         self.proc.stdout.close()
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
 
 
 @pytest.fixture

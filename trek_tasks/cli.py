@@ -34,6 +34,9 @@ COMMANDS = {
     "logs": "environment:logs",
     "run": "environment:run_cmd",
     "watch": "environment:watch",
+    "plan": "plan:plan",
+    "why": "plan:why",
+    "serve": "environment:serve",
     "gc": "environment:gc",
     "pack": "ship:pack",
     "build": "ship:build",
@@ -47,6 +50,8 @@ COMMANDS = {
     "installtemplate": "scripts:installtemplate",
     "uninstalltemplate": "scripts:uninstalltemplate",
     "webserver": "portal:webserver",
+    "record": "recorded:record",
+    "replay": "recorded:replay",
 }
 
 # The script kinds (``kinds.KINDS``, written out here so that listing the commands imports

@@ -56,9 +56,12 @@ class NodeRun:
     started: float = 0.0
     duration: float = 0.0
     error: str = ""
-    reason: str = ""  # why it was skipped: the filters that were false, with their values
+    reason: str = ""  # why it was skipped (the false filters, with values) or reused by cutoff
     code: str = ""  # digest of the script's files, config envs, environment and SDK
     state: str = ""  # digest of the Marvin state scripts read, at the node's start ("": unknown)
+    # reused by early cutoff: the upstream nodes that re-ran (or the trigger, for a new event)
+    # and left this node's inputs as they were
+    cutoff: list[str] = field(default_factory=list)
 
 
 def script_warning(run: NodeRun) -> str | None:
@@ -203,6 +206,41 @@ def check_inputs(inputs: Mapping[str, Any], para: Mapping[str, Any]) -> None:
             raise BadInput(problem)
 
 
+SIDE_EFFECTS = "sideEffects"  # the para key of a script that acts on the world when called
+
+
+def side_effecting(para: Mapping[str, Any]) -> bool:
+    """The script says in its para that calling it does something (sends, tags, writes)."""
+    return para.get(SIDE_EFFECTS) is True
+
+
+def must_run(last: NodeRun | None, run: NodeRun, para: Mapping[str, Any]) -> str | None:
+    """Why an action node must execute under ``--reuse``; None when it may take ``last``'s
+    outputs (``last``: the node in the run reused from, None when it has no such node).
+
+    ``run`` is the node as prepared now: its inputs, its code digest and the digest of the
+    Marvin state at its start. Exact inputs, not "nothing upstream re-ran", decide (early
+    cutoff): a re-run node that gave its last outputs again leaves the inputs downstream as
+    they were. A side-effecting script always runs when reached."""
+    if side_effecting(para):
+        return f"side-effecting ({SIDE_EFFECTS}: true in its para)"
+    if last is None:
+        return "not in the last run"
+    if last.status not in ("done", "reused"):
+        return f"{last.status} in the last run"
+    if not run.code or last.code != run.code:
+        return "its code changed (files, envs, environment or SDK)"
+    if last.inputs != run.inputs:
+        names = {*last.inputs, *run.inputs}
+        changed = sorted(n for n in names if last.inputs.get(n) != run.inputs.get(n))
+        return f"inputs changed: {', '.join(changed)}"
+    if not run.state:
+        return "the Marvin state is unknown"
+    if last.state != run.state:
+        return "the Marvin state it reads changed"
+    return None
+
+
 @dataclass(frozen=True)
 class Job:
     """All a worker needs to finish one node, prepared by the scheduler.
@@ -326,7 +364,7 @@ class Engine:
         self.taken: dict[int, bool] = {}
         self.not_taken: dict[int, str] = {}  # why an edge was not taken, by edge index
         self.order: list[str] = []  # node ids in the order they started
-        self.fresh: set[str] = set()  # nodes whose outputs may differ from the reused run
+        self.fresh: set[str] = set()  # re-ran this run (the trigger: with a new event)
 
     def _emit(self, event: EngineEvent) -> None:
         for subscriber in self.subscribers:
@@ -377,17 +415,17 @@ class Engine:
                     if self.taken.get(edge.index):
                         flowed.update(self.runs[edge.source].outputs)
                 run = replace(run, status="done", inputs=inputs, outputs={**flowed, **inputs})
-                if self._upstream_fresh(node):
-                    self.fresh.add(node.id)
             elif node.type == "action":
                 inputs = self._inputs(node)
                 para = self.settings.paras.get(node.script_id, {})
                 apply_defaults(inputs, para)
                 probe = self.settings.state_probe
                 run = replace(run, inputs=inputs, state=probe() if probe else "")
-                if self._reusable(node, run):
-                    outputs = self.settings.reuse[node.id].outputs
-                    return Job(replace(run, status="reused", outputs=outputs), clock)
+                last = self.settings.reuse.get(node.id)
+                if last is not None and must_run(last, run, para) is None:
+                    cutoff = self._cutoff(node)
+                    reused = replace(run, status="reused", outputs=last.outputs, cutoff=cutoff)
+                    return Job(replace(reused, reason=self._cutoff_reason(cutoff)), clock)
                 self.fresh.add(node.id)
                 check_inputs(run.inputs, para)
                 return Job(run, clock, script_event(node.script_id, run.inputs, self.settings))
@@ -397,26 +435,36 @@ class Engine:
             run = replace(run, status="failed", error=str(err))
         return Job(run, clock)
 
-    def _upstream_fresh(self, node: Node) -> bool:
-        return any(
-            self.taken.get(e.index) and e.source in self.fresh
-            for e in self.workflow.incoming(node.id)
-        )
+    def _cutoff(self, node: Node) -> list[str]:
+        """The nearest nodes up the taken edges that re-ran (in the order they started):
+        those whose unchanged outputs let ``node`` be reused; [] when none re-ran."""
+        found: set[str] = set()
+        seen: set[str] = set()
+        stack = [node.id]
+        while stack:
+            for edge in self.workflow.incoming(stack.pop()):
+                if not self.taken.get(edge.index) or edge.source in seen:
+                    continue
+                seen.add(edge.source)
+                if edge.source in self.fresh:
+                    found.add(edge.source)
+                else:
+                    stack.append(edge.source)
+        return [node_id for node_id in self.order if node_id in found]
 
-    def _reusable(self, node: Node, run: NodeRun) -> bool:
-        """Exact reuse: same code (files, envs, environment, SDK), same inputs, the same
-        Marvin state to read, and nothing upstream re-executed."""
-        last = self.settings.reuse.get(node.id)
-        return (
-            last is not None
-            and last.status in ("done", "reused")
-            and bool(run.code)
-            and last.code == run.code
-            and last.inputs == run.inputs
-            and bool(run.state)
-            and last.state == run.state
-            and not self._upstream_fresh(node)
-        )
+    def _cutoff_reason(self, cutoff: list[str]) -> str:
+        """``same inputs after node 2 (s1) re-ran``: what the summary says of a node reused
+        by early cutoff ("" for a node nothing upstream of re-ran)."""
+        if not cutoff:
+            return ""
+        parts = []
+        for node_id in cutoff:
+            run = self.runs[node_id]
+            if run.type == "trigger":
+                parts.append("the event changed")
+            else:
+                parts.append(f"node {node_id} ({run.script_id}) re-ran")
+        return f"same inputs after {' and '.join(parts)}"
 
     def _decide(self, node: Node) -> None:
         """Decide the outgoing edges of a finished or skipped node."""

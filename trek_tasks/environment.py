@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from trek_tasks import store
@@ -59,6 +60,50 @@ def env_strings(envs: object) -> dict[str, str]:
         str(key): value if isinstance(value, str) else json.dumps(value)
         for key, value in envs.items()
     }
+
+
+class MarvinFiles(NamedTuple):
+    """What a local Marvin process reads and writes: its database, the inventory it is
+    seeded from, its secret file and its log."""
+
+    db: Path
+    inventory: Path
+    secret_file: Path
+    log: Path
+
+
+def spawn_marvin(
+    runtime: Runtime,
+    identity: str,
+    files: MarvinFiles,
+    port: int,
+    role: str = MARVIN_ROLE,
+    name: str = "local Marvin",
+) -> tuple[int, str]:
+    """Start a local Marvin process of the project ``identity`` on ``port``, listening
+    where ``runtime``'s scripts can reach it; its pid and token (``process.spawn``)."""
+    return process.spawn(
+        [
+            sys.executable,
+            "-m",
+            "trek_tasks.marvin.server",
+            "--db",
+            str(files.db),
+            "--inventory",
+            str(files.inventory),
+            "--port",
+            str(port),
+            "--secret-file",
+            str(files.secret_file),
+            *(arg for host in runtime.marvin_hosts() for arg in ("--listen", host)),
+        ],
+        port=port,
+        name=name,
+        project=identity,
+        role=role,
+        log_path=files.log,
+        timeout=MARVIN_READY_TIMEOUT,
+    )
 
 
 class Environment:
@@ -417,29 +462,17 @@ class Environment:
         return self.marvin_url
 
     def _spawn_marvin(self, port: int) -> tuple[int, str]:
-        log_path = self.state.marvin_log
-        log_path.unlink(missing_ok=True)
-        return process.spawn(
-            [
-                sys.executable,
-                "-m",
-                "trek_tasks.marvin.server",
-                "--db",
-                str(self.state.marvin_db),
-                "--inventory",
-                str(self.inventory),
-                "--port",
-                str(port),
-                "--secret-file",
-                str(self.state.marvin_secret_run),
-                *(arg for host in self.runtime.marvin_hosts() for arg in ("--listen", host)),
-            ],
-            port=port,
-            name="local Marvin",
-            project=self.identity,
-            role=MARVIN_ROLE,
-            log_path=log_path,
-            timeout=MARVIN_READY_TIMEOUT,
+        self.state.marvin_log.unlink(missing_ok=True)
+        return spawn_marvin(
+            self.runtime,
+            self.identity,
+            MarvinFiles(
+                self.state.marvin_db,
+                self.inventory,
+                self.state.marvin_secret_run,
+                self.state.marvin_log,
+            ),
+            port,
         )
 
     def marvin_down(self) -> bool:

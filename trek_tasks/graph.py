@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,18 @@ from trek_tasks.errors import StepFailed
 from trek_tasks.files import SHOWN_MAX, display, shown, write_atomic
 
 SHAPES = {"trigger": "oval", "terminator": "oval", "action": "box", "selector": "diamond"}
+# A node's fill by its status in a run: ``trek graph --status`` and the portal's page
+# (its live updates too: ``portal.model.status_css``).
+STATUS_COLOURS = {
+    "done": "#99ee99",
+    "failed": "#ff8888",
+    "skipped": "#dddddd",
+    "reused": "#99ccff",
+    "running": "#ffdd66",
+    "interrupted": "#ffaa66",
+    "not run": "#ffffff",
+}
+LEGEND = ("done", "failed", "skipped", "reused", "not run")  # always in the legend
 IMAGE_FORMATS = ("png", "svg")
 DOT_TIMEOUT = 30.0  # seconds Graphviz may take for all images (or the layout) of one graph
 _BARE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|-?(\.[0-9]+|[0-9]+(\.[0-9]*)?)")
@@ -168,14 +182,42 @@ def quote(value: str) -> str:
     return quoted(value)
 
 
-def to_dot(workflow: Workflow, name: str) -> str:
-    """DOT text in Trek's form: labels are script ids, shapes by node type."""
+def status_colour(status: str) -> str:
+    """The fill of a node of ``status`` (an unknown status: as not run)."""
+    return STATUS_COLOURS.get(status, STATUS_COLOURS["not run"])
+
+
+def _legend(statuses: Mapping[str, str], run_id: str) -> str:
+    """The graph label saying what each fill means: a row of coloured cells (no node, so
+    the picture's nodes stay the graph's own)."""
+    shown_statuses = [*LEGEND, *(s for s in dict.fromkeys(statuses.values()) if s not in LEGEND)]
+    cells = "".join(
+        f'<td bgcolor="{status_colour(s)}" border="1">{escape(s)}</td>' for s in shown_statuses
+    )
+    title = f"<td>run {escape(run_id)}:</td>" if run_id else ""
+    return f'<<table border="0" cellspacing="4"><tr>{title}{cells}</tr></table>>'
+
+
+def to_dot(
+    workflow: Workflow,
+    name: str,
+    statuses: Mapping[str, str] | None = None,
+    run_id: str = "",
+) -> str:
+    """DOT text in Trek's form: labels are script ids, shapes by node type. With
+    ``statuses`` (node id -> its status in run ``run_id``; a node missing: not run) each
+    node is filled by its status and a legend under the graph says what the fills mean."""
     lines = [f"digraph {quote(name)} {{", '\tdpi=150 rankdir=LR size="8,5"']
+    if statuses is not None:
+        lines.append(f"\tlabel={_legend(statuses, run_id)} labelloc=b")
     for node in workflow.nodes:
         shape = SHAPES.get(node.type, "box")
         label = node.label  # a script id dot cannot take (16 KB, a NUL) is shown cut
         label = label if label.isprintable() and len(label) <= SHOWN_MAX else shown(label)
-        lines.append(f"\t{quote(node.id)} [label={quote(label)} shape={shape}]")
+        fill = ""
+        if statuses is not None:
+            fill = f' style=filled fillcolor="{status_colour(statuses.get(node.id, "not run"))}"'
+        lines.append(f"\t{quote(node.id)} [label={quote(label)} shape={shape}{fill}]")
     for edge in workflow.edges:
         lines.append(f"\t{quote(edge.source)} -> {quote(edge.target)} [label={quoted(edge.key)}]")
     lines.append("}")
@@ -249,11 +291,14 @@ def render_images(dot_path: Path, formats: tuple[str, ...] = IMAGE_FORMATS) -> l
     return list(images)
 
 
-def render_svg(workflow: Workflow, name: str) -> str:
-    """The SVG Graphviz draws from ``to_dot``'s DOT (the DOT ``trek graph`` writes)."""
+def render_svg(
+    workflow: Workflow, name: str, statuses: Mapping[str, str] | None = None, run_id: str = ""
+) -> str:
+    """The SVG Graphviz draws from ``to_dot``'s DOT (the DOT ``trek graph`` writes; with
+    ``statuses``, the one ``trek graph --status`` writes)."""
     import subprocess
 
-    source = to_dot(workflow, name).encode()
+    source = to_dot(workflow, name, statuses, run_id).encode()
     try:
         return _run_dot(source, "svg", DOT_TIMEOUT, FORMAT_OPTIONS["svg"]).decode()
     except FileNotFoundError:

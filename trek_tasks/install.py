@@ -602,21 +602,32 @@ def installed_lines(root: Path) -> list[str]:
 
 
 def in_sync(root: Path) -> bool:
-    """doit ``uptodate``: packages.json, the lock and trek_packages/ all agree."""
+    """packages.json, the lock and trek_packages/ all agree."""
+    return sync_problem(root) is None
+
+
+def sync_problem(root: Path) -> str | None:
+    """The install task's check: why packages.json, the lock and trek_packages/ do not
+    agree (what ``trek install`` would change), or None when they do."""
     try:
         packages = read_packages(root, check=False)
         locked = read_lock(root, check=False)
-    except TrekError:
-        return False
-    if set(packages.requirements) != set(locked):
-        return False
+    except TrekError as err:
+        return str(err)
+    asked, pinned_ids = set(packages.requirements), set(locked)
+    if asked != pinned_ids:
+        added = sorted(asked - pinned_ids)
+        dropped = sorted(pinned_ids - asked)
+        said = [*(f"{i} not locked" for i in added), *(f"{i} no longer asked" for i in dropped)]
+        return f"{PACKAGES}: {', '.join(said)}"
     for script_id, requirement in packages.requirements.items():
         pinned = locked[script_id]
         if not lock_applies(requirement, pinned):
-            return False
+            return f"{PACKAGES}: {script_id} asks for other than the lock pins"
         if not installed_matches(root / INSTALLED_DIR / script_id, pinned):
-            return False
-    return not stale_folders(root, set(packages.requirements))
+            return f"{INSTALLED_DIR}/{script_id} is not what the lock pins"
+    stale = stale_folders(root, set(packages.requirements))
+    return f"{', '.join(f'{INSTALLED_DIR}/{i}' for i in stale)} no longer asked" if stale else None
 
 
 def sync_project(root: Path) -> None:

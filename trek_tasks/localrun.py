@@ -248,58 +248,155 @@ class LogFollower:
 
 
 class RecordWriter:
-    """An engine subscriber saving the run record when the run finishes."""
+    """An engine subscriber saving the run record when the run finishes (``read``: the
+    digests of the files it read, see ``save_record``)."""
 
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, read: dict[str, str] | None = None) -> None:
         self.project = project
+        self.read = read
 
     def __call__(self, event: object) -> None:
         if isinstance(event, RunFinished):
-            save_record(self.project, event.result)
+            save_record(self.project, event.result, self.read)
 
 
-def save_record(project: Project, result: RunResult) -> Path:
+def files_read(env: Environment) -> dict[str, str]:
+    """What a run with the local Marvin read besides its nodes' inputs, by content digest
+    at its start: the inventory the Marvin serves and ``data.yml`` (``trek record`` checks
+    the files it copies into a fixture are these)."""
+    return {
+        "inventory": env.inventory_digest(),
+        "data": content_digest(env.project.path("input_data_path")),
+    }
+
+
+def save_record(project: Project, result: RunResult, read: dict[str, str] | None = None) -> Path:
     path = project.state.run_record(result.run_id)
-    text = dump_json(result.to_json())
+    text = dump_json({**result.to_json(), **({"read": read} if read is not None else {})})
     write_atomic(path, text, root=project.root)
     write_atomic(project.state.last_run, text, root=project.root)
     return path
 
 
+def code_parts(env: Environment, script: Script) -> dict[str, Any]:
+    """What ``script`` runs, besides its inputs and the Marvin state it reads: its files,
+    config envs, environment (requirements, Python) and the blcks SDK."""
+    return {
+        "files": file_digests(script),
+        "envs": env.script_env(script),
+        "environment": env.runtime.env_key(script),
+        "sdk": sdk_hash(),
+    }
+
+
 def code_digests(env: Environment) -> dict[str, str]:
-    """Per script the graph uses: a digest of what it runs, besides its inputs and the
-    Marvin state it reads: its files, config envs, environment (requirements, Python)
-    and the blcks SDK."""
-    digests = {}
-    for script in env.project.used_scripts():
-        parts = {
-            "files": file_digests(script),
-            "envs": env.script_env(script),
-            "environment": env.runtime.env_key(script),
-            "sdk": sdk_hash(),
-        }
-        digests[script.id] = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-    return digests
+    """Per script the graph uses: a digest of its ``code_parts``."""
+    return {script.id: _digest(code_parts(env, script)) for script in env.project.used_scripts()}
 
 
-def run_digest(project: Project) -> str:
-    """What a run's result depends on: what the graph, the edge data and the trigger event
-    say (their parsed content: a comment or layout edit changes nothing), the code of
-    every script the graph uses, the inventory, trek's version and the settings the
-    engine reads."""
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)  # YAML dates, in a graph
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# A run input is named "<what>" or "<what>" PART "<part>": the file or setting, and the part
+# of it (``workflow_parts``); ``run_changes`` words a difference by them.
+PART = "\x1f"  # the ASCII unit separator: in no file name or setting
+
+
+def run_inputs(project: Project) -> dict[str, str]:
+    """What a run's result depends on, input by input (name -> digest): what the graph,
+    the edge data and the trigger event say (their parsed content: a comment or layout
+    edit changes nothing), node by node and edge by edge, the code of every script the
+    graph uses, file by file, the inventory, trek's version and the settings the engine
+    reads. ``execute`` keeps them, so it says which of them changed (``run_changes``)."""
     env = Environment(project)
     remote = target.remote(project.config)
-    inputs = (project.path("input_data_path"), project.path("input_event_path"))
-    parts: dict[str, Any] = {
-        "trek": __version__,
-        "inputs": [content_digest(path) for path in inputs],
-        "workflow": content_digest(project.entry, project.state.parsed_workflow),
-        "timeout": project.config["action_timeout"],
-        "marvin_url": remote.url if remote else "",
-        "inventory": env.inventory_digest(),
-        "scripts": code_digests(env),
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    root = project.root
+    inputs: dict[str, str] = {"trek version": __version__}
+    inputs.update(data_parts(project))
+    event = project.path("input_event_path")
+    inputs[display(event, root)] = content_digest(event)
+    inputs.update(workflow_parts(project))
+    inputs["action_timeout"] = str(project.config["action_timeout"])
+    inputs["marvin_url"] = remote.url if remote else ""
+    inputs[display(env.inventory, root)] = env.inventory_digest()
+    for script in project.used_scripts():
+        parts = code_parts(env, script)
+        for name, digest in parts.pop("files").items():
+            inputs[display(script.path / name, root)] = digest
+        inputs[f"{script.id}'s config envs"] = _digest(parts.pop("envs"))
+        inputs[f"{script.id}'s requirements"] = _digest(parts.pop("environment"))
+        inputs["blcks SDK"] = str(parts.pop("sdk"))
+    return inputs
+
+
+def data_parts(project: Project) -> dict[str, str]:
+    """``data.yml``'s digest edge by edge (``inputs/data.yml|edge 4-5``: its keys are edge
+    keys); one part when it is not a mapping (its validation reports it)."""
+    path = project.path("input_data_path")
+    shown = display(path, project.root)
+    try:
+        data = load_yaml(path, project.root) if path.is_file() else {}
+    except BadInput:
+        data = None
+    if not isinstance(data, dict):
+        return {shown: content_digest(path)}
+    return {f"{shown}{PART}edge {key}": _digest(value) for key, value in data.items()}
+
+
+def workflow_parts(project: Project) -> dict[str, str]:
+    """The workflow's digest part by part (``src/graph.yml|node 2``, ``...|edge 2-4
+    binding``), so an edit is named by the node or edge field it touched; a workflow
+    that does not parse is one part (its validation reports it)."""
+    shown = display(project.entry, project.root)
+    try:
+        data = load_yaml(project.entry, keep=project.state.parsed_workflow)
+        graph = dict(data["graph"])
+        nodes = list(graph.pop("nodes"))
+        edges = list(graph.pop("edges"))
+        rest = {k: v for k, v in data.items() if k != "graph"}
+    except (BadInput, KeyError, TypeError, ValueError):
+        return {shown: content_digest(project.entry)}
+    parts = {f"{shown}{PART}metadata": _digest({"graph": graph, **rest})}
+    for node in nodes:
+        parts[f"{shown}{PART}node {_field(node, 'id')}"] = _digest(node)
+    for edge in edges:
+        key = f"edge {_field(edge, 'source')}-{_field(edge, 'target')}"
+        fields = dict(edge) if isinstance(edge, dict) else {"edge": edge}
+        metadata = fields.pop("metadata", None)
+        named = metadata if isinstance(metadata, dict) else {"metadata": metadata}
+        for name, value in named.items():
+            parts[f"{shown}{PART}{key} {name}"] = _digest(value)
+        parts[f"{shown}{PART}{key}"] = _digest(fields)
+    return parts
+
+
+def _field(item: Any, name: str) -> str:
+    return str(item.get(name, "?")) if isinstance(item, dict) else "?"
+
+
+def run_changes(last: dict[str, str], now: dict[str, str]) -> str | None:
+    """How the run inputs ``now`` differ from ``last`` (``src/graph.yml changed (edge 2-4
+    binding); src/blcks/detectredis/handler/handler.py changed``), None when they do not."""
+    changed: dict[str, list[str]] = {}
+    for name in [*now, *(n for n in last if n not in now)]:
+        if last.get(name) == now.get(name):
+            continue
+        what, _, part = name.partition(PART)
+        how = "added" if name not in last else "removed" if name not in now else ""
+        details = changed.setdefault(what, [])
+        if part:
+            details.append(f"{part} {how}".strip())
+        elif how:
+            details.append(how)
+    said = []
+    for what, details in changed.items():
+        if details in (["added"], ["removed"]):
+            said.append(f"{what} {details[0]}")
+        else:
+            said.append(f"{what} changed ({', '.join(details)})" if details else f"{what} changed")
+    return "; ".join(said) or None
 
 
 def last_run(project: Project) -> dict[str, NodeRun]:
@@ -316,13 +413,44 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
+def run_settings(
+    env: Environment,
+    marvin: target.MarvinTarget,
+    reuse: bool,
+    probe: Callable[[], str] | None,
+    event: dict[str, Any] | None = None,
+    interval: float = 0.0,
+) -> RunSettings:
+    """What the engine needs for a run of ``env``'s project now (``trek plan --reuse``
+    predicts one with the same): its event (``inputs/event.yml`` unless given), paras,
+    data.yml overrides, code digests, the last run to reuse from and the state probe."""
+    project = env.project
+    return RunSettings(
+        name=project.name,
+        run_id=new_run_id(),
+        event=read_event(project) if event is None else event,
+        paras=read_paras(project),
+        overrides=read_overrides(project),
+        timeout=float(project.config["action_timeout"]),
+        token=marvin.token,
+        marvin_url=marvin.url_for_script(env.runtime),
+        interval=interval,
+        reuse=last_run(project) if reuse else {},
+        code_digests=code_digests(env),
+        script_types={s.id: s.kind.script_type for s in project.scripts.values()},
+        state_probe=probe,
+    )
+
+
 def run_workflow(
     project: Project,
     detail: bool = False,
     interval: float = 0.0,
     reuse: bool = False,
+    event: dict[str, Any] | None = None,
 ) -> RunResult:
     """Run the workflow against the running environment; raises StepFailed on a failed run.
+    ``event``: the trigger's event (``trek serve``: a POSTed one), else ``inputs/event.yml``.
 
     With ``reuse``, nodes whose code (``code_digests``), inputs and local Marvin state at
     their start equal the last run's, and whose upstream did not re-execute, take their
@@ -342,25 +470,12 @@ def run_workflow(
         if handle is None:
             raise StepFailed(f"{script.id} is not running; run `trek initenv`")
         urls[script.id] = handle.url
-    settings = RunSettings(
-        name=project.name,
-        run_id=new_run_id(),
-        event=read_event(project),
-        paras=read_paras(project),
-        overrides=read_overrides(project),
-        timeout=float(project.config["action_timeout"]),
-        token=marvin.token,
-        marvin_url=marvin.url_for_script(env.runtime),
-        interval=interval,
-        reuse=last_run(project) if reuse else {},
-        code_digests=code_digests(env),
-        script_types={s.id: s.kind.script_type for s in project.scripts.values()},
-        state_probe=probe,
-    )
+    settings = run_settings(env, marvin, reuse, probe, event, interval)
     first_message = last_message_id(marvin.client) if marvin.local else 0
     invoker = HttpInvoker(urls)
     # the record first: when the stream says "finished", the record is there
-    subscribers: list[Subscriber] = [RecordWriter(project), EventLog(project.state), emit]
+    read = files_read(env) if marvin.local else None
+    subscribers: list[Subscriber] = [RecordWriter(project, read), EventLog(project.state), emit]
     if detail:
         subscribers.insert(0, LogFollower(env))
     with run_lock(project):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # Watch mode waits this long without further changes before it runs: the events of one save
 # spread over at most 17 ms here (vim with a backup file; a plain or atomic write: under
@@ -23,3 +24,4 @@ class TaskOptions:
     overwrite: bool = False  # deploy: replace Marvin's other content of an id+version
     autobuildpush: bool = False  # deploy: push the images first (doit: autobuildpush=1)
     projects: tuple[str, ...] = ()  # deploy: Marvin projects to assign the workflow to
+    event: dict[str, Any] | None = None  # serve: the trigger's event (None: inputs/event.yml)

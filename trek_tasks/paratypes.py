@@ -64,3 +64,29 @@ def type_problem(name: str, value: Any, spec: Any) -> str | None:
     if value is None or kind is None or is_type(value, kind):
         return None
     return f"input '{name}' must be {kind}, got {type(value).__name__} {shown(value)}"
+
+
+def event_problem(declared: Mapping[str, Any], event: Any) -> tuple[str | None, dict[str, Any]]:
+    """Whether an event fits the fields a trigger declares (para-shaped ``outputs``):
+    (the problem naming the field, or None; the event with declared defaults filled in).
+    Every declared field without a ``default`` is required; with none declared, any
+    mapping fits."""
+    if not isinstance(event, Mapping):
+        return "the event must be a JSON object of the trigger's fields", {}
+    filled = dict(event)
+    if not declared:
+        return None, filled
+    names = ", ".join(declared)
+    for name in event:
+        if name not in declared:
+            return f"event field '{name}' is not among the trigger's outputs ({names})", filled
+    for name, spec in declared.items():
+        if name not in filled and "default" in resolve_field(spec):
+            filled[name] = resolve_field(spec)["default"]
+        if name not in filled:
+            return f"event field '{name}' is missing (the trigger's outputs: {names})", filled
+        kind = field_type(spec)
+        if kind is not None and not is_type(filled[name], kind):
+            got = f"{type(filled[name]).__name__} {shown(filled[name])}"
+            return f"event field '{name}' must be {kind}, got {got}", filled
+    return None, filled

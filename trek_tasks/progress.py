@@ -223,7 +223,7 @@ class TaskNote:
 
 @dataclass(frozen=True)
 class WatchNote:
-    """A line of ``doit auto`` / ``trek watch`` about the watch itself."""
+    """A line of ``doit auto`` / ``trek watch`` / ``trek serve`` about the watch itself."""
 
     text: str
 

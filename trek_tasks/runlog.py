@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,11 +28,14 @@ from trek_tasks.engine import (
     RunFinished,
     RunStarted,
 )
+from trek_tasks.errors import BadInput
 from trek_tasks.runtimes import process
 from trek_tasks.state import StateLayout
 
 EVENTS_SUFFIX = ".events.jsonl"
 LAST = "last.json"
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a run id names a file of .trek/runs/
+KNOWN_SHOWN = 10  # the newest run ids an unknown one's message lists
 
 
 class EventLog:
@@ -178,6 +182,29 @@ def read_record(path: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
         return None
     return data
+
+
+def named_record(state: StateLayout, run_id: str) -> dict[str, Any] | None:
+    """The record of ``run_id`` (``last``: the last run's); None when there is no such run
+    or the id names no file of ``.trek/runs/``."""
+    if run_id == "last":
+        return read_record(state.last_run)
+    if not RUN_ID.fullmatch(run_id):
+        return None
+    return read_record(state.run_record(run_id))
+
+
+def record_of(state: StateLayout, run_id: str) -> dict[str, Any]:
+    """The record of ``run_id`` (``last`` too), else BadInput naming the known runs."""
+    record = named_record(state, run_id)
+    if record is not None:
+        return record
+    known = record_ids(state)
+    if not known:
+        raise BadInput(f"no run '{run_id}': no run is recorded yet; run `trek run` first")
+    listed = ", ".join(["last", *known[:KNOWN_SHOWN]])
+    more = f" and {len(known) - KNOWN_SHOWN} older" if len(known) > KNOWN_SHOWN else ""
+    raise BadInput(f"no run '{run_id}'; known runs (newest first): {listed}{more}")
 
 
 def records(state: StateLayout, limit: int = 200) -> Iterator[tuple[str, dict[str, Any] | None]]:

@@ -21,6 +21,7 @@ from doit.doit_cmd import DoitMain
 from trek_tasks.errors import StepFailed, TrekError
 from trek_tasks.events import emit
 from trek_tasks.options import TaskOptions
+from trek_tasks.plan import is_step
 from trek_tasks.project import Project
 from trek_tasks.tasks import namespace
 from trek_tasks.watch import TrekAutoCommand
@@ -59,7 +60,7 @@ class TrekReporter:
         pass
 
     def execute_task(self, task: Any) -> None:
-        if task.actions and not task.name.startswith("_"):
+        if is_step(task):
             self.executed.append(task.name)
             self._say(f".  {task.name}")
 

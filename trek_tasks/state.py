@@ -78,6 +78,11 @@ class StateLayout:
         return self.dir / "graph.gv"
 
     @property
+    def status_graph(self) -> Path:
+        """``trek graph --status``'s DOT file (nodes coloured by a run); images beside it."""
+        return self.dir / "graph-status.gv"
+
+    @property
     def env_dir(self) -> Path:
         return self.dir / "env"
 
@@ -129,6 +134,12 @@ class StateLayout:
     def portal_log(self) -> Path:
         """What the last action the portal started (a run, a shutdown) printed."""
         return self.dir / "portal" / "action.log"
+
+    @property
+    def replays(self) -> Path:
+        """A folder per ``trek replay`` in progress: its throwaway Marvin's database,
+        secret and log (``recorded.py``), removed when the replay ends."""
+        return self.dir / "replays"
 
     @property
     def last_run(self) -> Path:

@@ -17,18 +17,44 @@ def graph_file(project: Project) -> Path:
     return project.state.graph
 
 
-def write_graph(project: Project) -> Path:
-    """Write ``.trek/graph.gv`` and its images, of a workflow file that passes its schema
-    (the cross-checks, which need the scripts, are left to ``validate``)."""
+def check_workflow_schema(project: Project) -> None:
+    """The workflow file passes its schema (the cross-checks, which need the scripts, are
+    left to ``validate``): what a picture of it needs."""
     from trek_tasks.files import load_marked
     from trek_tasks.validate import check_file
 
     check_file(load_marked(project.entry, project.root), "graph")
+
+
+def write_graph(project: Project) -> Path:
+    """Write ``.trek/graph.gv`` and its images, of a workflow file that passes its schema."""
+    check_workflow_schema(project)
     gv = graph_file(project)
     write_atomic(gv, to_dot(project.workflow, project.name))
     images = render_images(gv)
     from trek_tasks.progress import GraphWritten
 
+    emit(GraphWritten(gv, tuple(p.suffix[1:] for p in images)))
+    return gv
+
+
+def write_status_graph(project: Project, run_id: str = "last") -> Path:
+    """Write ``.trek/graph-status.gv`` and its images: the graph with each node filled by
+    its status in run ``run_id`` (``last``: the last run) and a legend; BadInput naming the
+    known runs for an unknown one. ``graph.gv`` stays the plain picture."""
+    from trek_tasks.progress import GraphWritten
+    from trek_tasks.runlog import record_of
+
+    record = record_of(project.state, run_id)
+    check_workflow_schema(project)
+    statuses = {
+        str(n.get("id")): str(n.get("status") or "not run")
+        for n in record["nodes"]
+        if isinstance(n, dict)
+    }
+    gv = project.state.status_graph
+    write_atomic(gv, to_dot(project.workflow, project.name, statuses, str(record.get("run_id"))))
+    images = render_images(gv)
     emit(GraphWritten(gv, tuple(p.suffix[1:] for p in images)))
     return gv
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from trek_tasks import __version__
+from trek_tasks.checks import READS_DEPS, Check, SettingsCheck
 from trek_tasks.errors import BadInput, TrekError
 from trek_tasks.options import TaskOptions
 from trek_tasks.project import PACKAGES, Project, Script, find_root
@@ -22,6 +23,7 @@ from trek_tasks.state import StateLayout
 
 TaskDict = dict[str, Any]
 STALE = "_stale"  # the pack subtask removing zips of gone scripts (no script id has a "_" first)
+RUN_INPUTS = "inputs"  # execute's saved value: the run inputs it ran with (``run_inputs``)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -94,10 +96,10 @@ class ProjectTasks:
         root = self.project.root
         packages = root / PACKAGES
 
-        def in_sync() -> bool:
-            from trek_tasks.install import in_sync
+        def in_sync() -> str | None:
+            from trek_tasks.install import sync_problem
 
-            return in_sync(root)
+            return sync_problem(root)
 
         def install() -> None:
             from trek_tasks.install import sync_project
@@ -110,7 +112,7 @@ class ProjectTasks:
             "actions": [user_action(install)],
             # Not the lock: this task writes it, and in_sync compares it with trek_packages/.
             "file_dep": [self._dep(packages)] if packages.is_file() else [],
-            "uptodate": [in_sync],
+            "uptodate": [Check(in_sync)],
             "verbosity": 2,
         }
 
@@ -166,17 +168,19 @@ class ProjectTasks:
                 "verbosity": 2,
             }
 
-        def nothing_stale() -> bool:
+        def nothing_stale() -> str | None:
+            from trek_tasks.files import display
             from trek_tasks.pack import stale_script_zips
 
-            return not stale_script_zips(project)
+            stale = [display(path, project.root) for path in stale_script_zips(project)]
+            return f"{', '.join(stale)} left from gone scripts" if stale else None
 
         yield {
             "name": STALE,
             "doc": "remove the bin/ zips of own scripts that no longer exist",
             "actions": [user_action(remove_stale_zips, project)],
             "task_dep": ["validate"],
-            "uptodate": [nothing_stale],
+            "uptodate": [Check(nothing_stale)],
             "verbosity": 2,
         }
 
@@ -217,15 +221,17 @@ class ProjectTasks:
 
         project = self.project
 
-        def built(script: Script) -> bool:
+        def built(script: Script) -> str | None:
             import docker
 
             from trek_tasks.containers.images import is_built
 
             try:
-                return is_built(self.docker_client, script, project.config, project.state)
-            except (TrekError, docker.errors.DockerException):
-                return False  # the action says what is wrong
+                if is_built(self.docker_client, script, project.config, project.state):
+                    return None
+            except (TrekError, docker.errors.DockerException) as err:
+                return f"the Docker daemon cannot say: {err}"  # the action says what is wrong
+            return "no image of its current content"
 
         def build(script: Script) -> None:
             from trek_tasks.containers.images import build_script
@@ -238,7 +244,7 @@ class ProjectTasks:
                 "doc": f"the Docker image of {script.id} (.trek/images/{script.id}.json)",
                 "actions": [user_action(build, script)],
                 "targets": [self._dep(project.state.image_record(script.id))],
-                "uptodate": [functools.partial(built, script)],
+                "uptodate": [Check(functools.partial(built, script))],
                 "task_dep": ["validate"],
                 "verbosity": 2,
             }
@@ -251,15 +257,17 @@ class ProjectTasks:
 
         project = self.project
 
-        def pushed(script: Script) -> bool:
+        def pushed(script: Script) -> str | None:
             import docker
 
             from trek_tasks.containers.registry import is_pushed
 
             try:
-                return is_pushed(self.docker_client, script, project.config)
-            except (TrekError, docker.errors.DockerException):
-                return False  # the action says what is wrong
+                if is_pushed(self.docker_client, script, project.config):
+                    return None
+            except (TrekError, docker.errors.DockerException) as err:
+                return f"the registry cannot say: {err}"  # the action says what is wrong
+            return "the registry lacks this image under its tag"
 
         def push(script: Script) -> None:
             from trek_tasks.containers.registry import push_script
@@ -271,7 +279,8 @@ class ProjectTasks:
                 "name": script.id,
                 "doc": f"{script.id}'s image in its registry",
                 "actions": [user_action(push, script)],
-                "uptodate": [functools.partial(pushed, script)],
+                "uptodate": [Check(functools.partial(pushed, script))],
+                "meta": {READS_DEPS: [f"build:{script.id}"]},  # its check reads the image
                 # The group: build:<id> may not be created yet (doit resolves a sub-task of
                 # a delayed creator by its basename only), so every image is built first.
                 "task_dep": ["build"],
@@ -297,15 +306,17 @@ class ProjectTasks:
                 raise BadInput("no Marvin to deploy to; set marvin_url and marvin_JWT")
             return marvin.client
 
-        def held(artifact: Artifact) -> bool:
+        def held(artifact: Artifact) -> str | None:
             from trek_tasks.deploy import is_deployed
             from trek_tasks.marvin import target
 
             try:
                 marvin = target.resolve(project.config, self._environment())
-            except TrekError:
-                return False  # no local Marvin running: the action starts it and asks
-            return bool(marvin.url) and is_deployed(marvin.client, artifact)
+            except TrekError as err:
+                return str(err)  # no local Marvin running: the action starts it and asks
+            if marvin.url and is_deployed(marvin.client, artifact):
+                return None
+            return f"Marvin lacks {artifact.id} {artifact.version} as bin/ holds it"
 
         def upload(artifact: Artifact) -> None:
             from trek_tasks.deploy import deploy_one
@@ -322,8 +333,9 @@ class ProjectTasks:
                 "name": script.id,
                 "doc": f"{script.id}'s zip on Marvin",
                 "actions": [user_action(upload, artifact)],
-                "uptodate": [functools.partial(held, artifact)],
+                "uptodate": [Check(functools.partial(held, artifact))],
                 "task_dep": [*before, f"pack:{script.id}"],
+                "meta": {READS_DEPS: [f"pack:{script.id}"]},  # its check reads the zip
                 "verbosity": 2,
             }
         workflow = Artifact(
@@ -336,7 +348,8 @@ class ProjectTasks:
             "name": "workflow",
             "doc": "the workflow's zip on Marvin, after every own script's",
             "actions": [user_action(upload, workflow)],
-            "uptodate": [functools.partial(held, workflow)],
+            "uptodate": [Check(functools.partial(held, workflow))],
+            "meta": {READS_DEPS: ["pack:workflow"]},  # its check reads the zip
             "task_dep": [*before, "pack:workflow", *(f"deploy:{s.id}" for s in scripts)],
             "verbosity": 2,
         }
@@ -345,8 +358,8 @@ class ProjectTasks:
     def task_env(self) -> Iterator[TaskDict]:
         """Build each script's environment (shared by scripts with equal requirements)."""
 
-        def ready(script: Script) -> bool:
-            return self._environment().runtime.env_problem(script) is None
+        def ready(script: Script) -> str | None:
+            return self._environment().runtime.env_problem(script)
 
         def install(script: Script) -> None:
             self._environment().install_env(script)
@@ -356,12 +369,12 @@ class ProjectTasks:
                 "name": script.id,
                 "doc": f"environment for {script.id}'s requirements",
                 "actions": [user_action(install, script)],
-                "uptodate": [functools.partial(ready, script)],
+                "uptodate": [Check(functools.partial(ready, script))],
                 "verbosity": 2,
             }
 
     def task_test(self) -> Iterator[TaskDict]:
-        """Run each own script's unit tests (tests/), again when its files or the SDK change."""
+        """Run each own script's unit tests and replay tests/recorded/, again on a change."""
         from trek_tasks.script_tests import has_tests, test_files
 
         def run(script: Script) -> dict[str, str]:
@@ -374,10 +387,10 @@ class ProjectTasks:
             run_tests(script, env.runtime.env_dir(script))
             return {"sdk": sdk}
 
-        def same_sdk(task: Any, values: dict[str, Any]) -> bool:
+        def same_sdk(task: Any, values: dict[str, Any]) -> str | None:
             from trek_tasks.runtimes.base import sdk_hash
 
-            return values.get("sdk") == sdk_hash()
+            return None if values.get("sdk") == sdk_hash() else "blcks SDK changed"
 
         for script in self.project.own.values():
             if has_tests(script):
@@ -386,27 +399,65 @@ class ProjectTasks:
                     "doc": f"{script.id}'s tests/ against its handler",
                     "actions": [user_action(run, script)],
                     "file_dep": self._deps(test_files(script)),
-                    "uptodate": [_config_changed({"trek": __version__}), same_sdk],
+                    "uptodate": [_config_changed({"trek": __version__}), Check(same_sdk)],
                     "verbosity": 2,
                 }
+        recorded = self._test_recorded(same_sdk)
+        if recorded is not None:
+            yield recorded
+
+    def _test_recorded(self, same_sdk: Callable[..., str | None]) -> TaskDict | None:
+        """``test:recorded``: replay tests/recorded/ (``trek replay``), again when a
+        fixture, the code of a script it calls, the config envs or the SDK change."""
+        from trek_tasks.recorded import Fixture, check, fixture_folders, replay
+
+        project = self.project
+        folders = fixture_folders(project)
+        if not folders:
+            return None
+
+        def run() -> dict[str, str]:
+            from trek_tasks.runtimes.base import sdk_hash
+
+            sdk = sdk_hash()
+            check(replay(project, folders), project.root)
+            return {"sdk": sdk}
+
+        task: TaskDict = {
+            "name": "recorded",
+            "doc": "the recorded runs of tests/recorded/ replayed against the current code",
+            "actions": [user_action(run)],
+            "uptodate": [
+                _config_changed({"trek": __version__, "envs": project.config["envs"]}),
+                Check(same_sdk),
+            ],
+            "verbosity": 2,
+        }
+        try:
+            fixtures = [Fixture.load(folder, project.root) for folder in folders]
+        except BadInput as err:
+            return {**task, "actions": [functools.partial(trek_failure, err)], "uptodate": []}
+        scripts = {n.script: project.scripts.get(n.script) for f in fixtures for n in f.nodes}
+        code = [path for script in scripts.values() if script for path in script.files()]
+        return {**task, "file_dep": self._deps([*(p for f in fixtures for p in f.files()), *code])}
 
     @after_install
     def task_up(self) -> Iterator[TaskDict]:
         """Run each script, serving its current code (restarts only what changed or died)."""
 
-        def fresh(script: Script) -> bool:
-            return self._environment().stale_reason(script) is None
+        def fresh(script: Script) -> str | None:
+            return self._environment().stale_reason(script)
 
         def start(script: Script) -> None:
             from trek_tasks.localrun import up_script
 
             up_script(self._environment(), script)
 
-        def marvin_fresh() -> bool:
+        def marvin_fresh() -> str | None:
             from trek_tasks.marvin.target import is_remote
 
             config = self.project.config
-            return is_remote(config) or self._environment().marvin_stale_reason() is None
+            return None if is_remote(config) else self._environment().marvin_stale_reason()
 
         def start_marvin() -> None:
             from trek_tasks.localrun import up_marvin
@@ -424,7 +475,7 @@ class ProjectTasks:
                 "name": script.id,
                 "doc": f"{script.id} running with its current code and config envs",
                 "actions": [user_action(start, script)],
-                "uptodate": [functools.partial(fresh, script)],
+                "uptodate": [Check(functools.partial(fresh, script))],
                 "task_dep": ["env"],  # the group: env:<id> may not be created yet
                 "clean": [user_action(stop, script.id)],
                 "verbosity": 2,
@@ -433,7 +484,7 @@ class ProjectTasks:
             "name": "marvin",
             "doc": "the local Marvin answering, seeded from the current inventory",
             "actions": [user_action(start_marvin)],
-            "uptodate": [marvin_fresh],
+            "uptodate": [Check(marvin_fresh)],
             "clean": [user_action(stop_marvin)],
             "verbosity": 2,
         }
@@ -443,8 +494,9 @@ class ProjectTasks:
         """Bring up every script the graph uses and the local Marvin; stop the scripts
         it no longer uses."""
 
-        def nothing_unused() -> bool:
-            return not self._environment().unused_ids()
+        def nothing_unused() -> str | None:
+            unused = self._environment().unused_ids()
+            return f"{', '.join(unused)} running but no longer used" if unused else None
 
         def close_unused() -> None:
             from trek_tasks.localrun import close_unused
@@ -455,7 +507,7 @@ class ProjectTasks:
         task: TaskDict = {
             "actions": [user_action(close_unused)],
             "task_dep": ["up"],
-            "uptodate": [nothing_unused],
+            "uptodate": [Check(nothing_unused)],
         }
         if missing:
             error = BadInput(f"scripts not installed: {', '.join(missing)}; run `trek install`")
@@ -472,25 +524,34 @@ class ProjectTasks:
         project = self.project
         options = self.options
 
-        def execute() -> dict[str, str]:
-            from trek_tasks.localrun import run_digest, run_workflow
+        def execute() -> dict[str, Any]:
+            from trek_tasks.localrun import run_inputs, run_workflow
 
-            digest = run_digest(project)  # before the run: an edit during it means run again
+            inputs = run_inputs(project)  # before the run: an edit during it means run again
             run_workflow(
-                project, detail=options.detail, interval=options.interval, reuse=options.reuse
+                project,
+                detail=options.detail,
+                interval=options.interval,
+                reuse=options.reuse,
+                event=options.event,
             )
-            return {"digest": digest}
+            return {RUN_INPUTS: inputs}
 
-        def same_inputs(task: Any, values: dict[str, Any]) -> bool:
-            from trek_tasks.localrun import run_digest
+        def same_inputs(task: Any, values: dict[str, Any]) -> str | None:
+            from trek_tasks.localrun import run_changes, run_inputs
 
-            return not options.always_run and values.get("digest") == run_digest(project)
+            if options.always_run:
+                return "`trek run` runs the workflow whatever changed"
+            last = values.get(RUN_INPUTS)
+            if not isinstance(last, dict):
+                return "never run"
+            return run_changes(last, run_inputs(project))
 
-        # No file_dep: doit compares bytes, run_digest what the graph and inputs say.
+        # No file_dep: doit compares bytes, run_inputs what the graph and inputs say.
         return {
             "actions": [user_action(execute)],
             "task_dep": ["validate", "initenv"],
-            "uptodate": [same_inputs],
+            "uptodate": [Check(same_inputs)],
             "verbosity": 2,
         }
 
@@ -501,10 +562,9 @@ def _script_ids(project: Project) -> dict[str, str]:
     return {s.id: dep_path(project.root, s.path) for s in project.scripts.values()}
 
 
-def _config_changed(value: Any) -> Any:
-    from doit.tools import config_changed
-
-    return config_changed(value)
+def _config_changed(value: dict[str, Any]) -> Check:
+    """doit's ``config_changed``, naming the settings that changed."""
+    return SettingsCheck(value)
 
 
 def doit_config(root: Path) -> dict[str, Any]:

@@ -1,8 +1,9 @@
-"""Environment commands: initenv, shutdownenv, logs, run, watch, gc."""
+"""Environment commands: initenv, shutdownenv, logs, run, watch, serve, gc."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -95,7 +96,8 @@ def logs(path: Path | None, actions: tuple[str, ...], follow: bool, tail: int | 
 @click.option(
     "--reuse",
     is_flag=True,
-    help="Reuse outputs of unchanged nodes from the last run (side-effect-free scripts only).",
+    help="Reuse the last run's outputs of nodes whose code, inputs and Marvin state are "
+    "unchanged (early cutoff); scripts whose para says sideEffects: true always run.",
 )
 @runtime_option
 @pass_session
@@ -151,6 +153,88 @@ def watch(
     root = find_root(path or Path.cwd())
     options = TaskOptions(detail=detail, always_run=True, runtime=runtime)
     code = watch_project(root, options, session.verbose, debounce)
+    if shutdown:
+        shut_down(root, (), True, runtime)
+    return code
+
+
+def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """``--after``: an ISO 8601 time; without an offset it is UTC."""
+    from datetime import datetime, timezone
+
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time such as 2026-03-29T00:30Z"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@command()
+@path_option
+@click.option(
+    "--next",
+    "next_",
+    type=click.IntRange(1, 1000),
+    default=None,
+    metavar="N",
+    help="Print the next N cron fire times with their zone and exit.",
+)
+@click.option(
+    "--after",
+    callback=_instant,
+    metavar="TIME",
+    help="With --next: the fire times after TIME (ISO 8601, UTC without an offset), not now.",
+)
+@click.option("--detail", is_flag=True, help="Show what each script logged.")
+@click.option("--shutdown", is_flag=True, help="Stop the runtimes when serving ends.")
+@click.option(
+    "--debounce",
+    type=click.IntRange(1, 60_000),
+    default=WATCH_DEBOUNCE_MS,
+    show_default=True,
+    metavar="MS",
+    help="Milliseconds without further changes before edits are applied.",
+)
+@runtime_option
+@pass_session
+def serve(
+    session: Session,
+    path: Path | None,
+    next_: int | None,
+    after: Any,
+    detail: bool,
+    shutdown: bool,
+    debounce: int,
+    runtime: str,
+) -> int:
+    """Run the workflow when its trigger says: cron, events POSTed to the local Marvin,
+    Enter (Ctrl-C stops; runtimes stay up)."""
+    import sys
+
+    from trek_tasks.options import TaskOptions
+    from trek_tasks.project import find_root
+    from trek_tasks.serve import next_fires
+    from trek_tasks.serve import serve as serve_project
+
+    root = find_root(path or Path.cwd())
+    if next_ is not None:
+        fires = next_fires(root, next_, after)
+        several = len({cron for _, cron in fires}) > 1
+        for when, cron in fires:
+            click.echo(f"{when}  (cron {cron})" if several else when)
+        if not fires:
+            click.echo("the trigger has no cron source: nothing is scheduled")
+        return 0
+    options = TaskOptions(detail=detail, runtime=runtime)
+    try:
+        enter_fd: int | None = sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):
+        enter_fd = None  # no stdin to press Enter on
+    code = serve_project(root, options, enter_fd, session.verbose, debounce)
     if shutdown:
         shut_down(root, (), True, runtime)
     return code

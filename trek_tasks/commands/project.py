@@ -143,12 +143,29 @@ def validate(path: Path | None) -> None:
 @command()
 @path_option
 @click.option("--show", is_flag=True, help="Print the DOT text.")
+@click.option(
+    "--status",
+    "run_id",
+    is_flag=False,
+    flag_value="last",
+    default=None,
+    metavar="[RUN]",
+    help="Colour nodes by their status in run RUN (default: the last run) and write "
+    ".trek/graph-status.gv and its images instead.",
+)
 @pass_session
-def graph(session: Session, path: Path | None, show: bool) -> None:
+def graph(session: Session, path: Path | None, show: bool, run_id: str | None) -> None:
     """Write .trek/graph.gv and its PNG/SVG images (the doit task `graph`)."""
     from trek_tasks.steps import graph_file
 
     project = load_project(path)
+    if run_id is not None:
+        from trek_tasks.steps import write_status_graph
+
+        gv = write_status_graph(project, run_id)
+        if show:
+            click.echo(gv.read_text(), nl=False)
+        return
     try:
         run_tasks(session, path, ["graph"], report_up_to_date=True)
     finally:

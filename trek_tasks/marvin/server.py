@@ -51,12 +51,14 @@ from trek_tasks.marvin.store import (
     TagChange,
 )
 from trek_tasks.marvin.tokens import TokenError, TokenExpired, issue_token, verify_token
+from trek_tasks.paratypes import event_problem
 
 NAME = "local-marvin"
 READY = "local Marvin listening on"  # + the URL: the line that says the server is up
 MAX_BODY = 64 * 1024 * 1024
 WEBHOOK_TIMEOUT = 5.0
 IDLE_TIMEOUT = 60.0
+MAX_WAIT = 30  # seconds a take of fires may wait for one
 # 401 answers: what to do is part of the message (the CLI prints it as it is).
 BAD_TOKEN = "missing or invalid token; run `trek login` to get one"
 EXPIRED_TOKEN = "the token has expired; run `trek login` for a new one"
@@ -212,13 +214,57 @@ def log(text: str) -> None:
     sys.stderr.flush()
 
 
+class Fires:
+    """The triggers ``trek serve`` registered, by workflow, and the fires (events POSTed,
+    manual runs asked for) waiting for it to take them. Kept in memory: a restarted
+    local Marvin forgets them, and ``trek serve`` registers again."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._triggers: dict[str, dict[str, Any]] = {}
+        self._waiting: dict[str, list[dict[str, Any]]] = {}
+        self._count = 0
+
+    def register(self, workflow: str, trigger: dict[str, Any]) -> None:
+        with self._changed:
+            self._triggers[workflow] = trigger
+            self._waiting.setdefault(workflow, [])
+
+    def trigger(self, workflow: str) -> dict[str, Any]:
+        with self._changed:
+            found = self._triggers.get(workflow)
+        if found is None:
+            raise ApiError(404, f"no `trek serve` has registered workflow '{workflow}'")
+        return found
+
+    def add(self, workflow: str, kind: str, event: dict[str, Any]) -> dict[str, Any]:
+        self.trigger(workflow)
+        with self._changed:
+            self._count += 1
+            fire = {"id": self._count, "kind": kind, "event": event}
+            self._waiting[workflow].append(fire)
+            self._changed.notify_all()
+            return {**fire, "waiting": len(self._waiting[workflow])}
+
+    def take(self, workflow: str, wait: float) -> list[dict[str, Any]]:
+        """The waiting fires, removed; waits up to ``wait`` seconds for one."""
+        self.trigger(workflow)
+        with self._changed:
+            self._changed.wait_for(lambda: bool(self._waiting.get(workflow)), timeout=wait)
+            taken, self._waiting[workflow] = self._waiting.get(workflow, []), []
+            return taken
+
+
 class Api:
     """The routes: each takes a :class:`Request` and returns ``(status, json)``."""
 
-    def __init__(self, store: Store, secret: str, token: str = "") -> None:
+    def __init__(
+        self, store: Store, secret: str, token: str = "", fires: Fires | None = None
+    ) -> None:
         self.store = store
         self.secret = secret
         self.token = token
+        self.fires = fires or Fires()
         self.logins = LoginGuard()
         self.fail_once = {k.strip() for k in os.environ.get(FAIL_ONCE_ENV, "").split(",")} - {""}
 
@@ -357,6 +403,36 @@ class Api:
         assigned = self.store.assign(_user(request), item_id, version, projects)
         return 200, {"data": {"id": item_id, "version": version, "projects": assigned}}
 
+    def register_trigger(self, request: Request) -> Reply:
+        body = _json_body(request)
+        outputs = body.get("outputs") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not isinstance(body.get("events"), bool):
+            raise ApiError(400, 'the body must be {"events": true|false, "outputs": {...}}')
+        if not isinstance(outputs, dict):
+            raise ApiError(400, "'outputs' must map each event field to a para field")
+        self.fires.register(request.params["id"], {"events": body["events"], "outputs": outputs})
+        return 200, {"data": {"id": request.params["id"]}}
+
+    def post_event(self, request: Request) -> Reply:
+        workflow = request.params["id"]
+        trigger = self.fires.trigger(workflow)
+        if not trigger["events"]:
+            raise ApiError(409, f"the trigger of workflow '{workflow}' has no event source")
+        problem, event = event_problem(trigger["outputs"], _json_body(request))
+        if problem:
+            raise ApiError(400, problem)
+        return 202, {"data": self.fires.add(workflow, "event", event)}
+
+    def post_run(self, request: Request) -> Reply:
+        return 202, {"data": self.fires.add(request.params["id"], "manual", {})}
+
+    def take_fires(self, request: Request) -> Reply:
+        wait_text = request.query.get("wait", "0")
+        if not _is_number(wait_text, digits=3):
+            raise ApiError(400, f"'wait' must be a whole number of seconds, not '{wait_text}'")
+        taken = self.fires.take(request.params["id"], min(int(wait_text), MAX_WAIT))
+        return 200, {"data": taken}
+
     def authenticate(self, authorization: str | None) -> str:
         """The token's subject; ``ApiError`` 401 for anything else (never echoing it)."""
         scheme, _, token = (authorization or "").partition(" ")
@@ -421,6 +497,7 @@ def _route(
 
 
 _ITEM = r"/api/v1/(?P<kind>templates|scripts)/(?P<id>[^/]+)/(?P<version>[^/]+)"
+_WORKFLOW = r"/api/v1/workflows/(?P<id>[^/]+)"
 ROUTES = (
     _route("GET", "/healthz", Api.health, auth=False),
     _route("POST", "/api/v1/auth/login", Api.login, auth=False),
@@ -441,6 +518,10 @@ ROUTES = (
         r"/api/v1/(?P<kind>templates)/(?P<id>[^/]+)/(?P<version>[^/]+)/projects",
         Api.assign_projects,
     ),
+    _route("PUT", rf"{_WORKFLOW}/trigger", Api.register_trigger),
+    _route("POST", rf"{_WORKFLOW}/events", Api.post_event),
+    _route("POST", rf"{_WORKFLOW}/run", Api.post_run),
+    _route("POST", rf"{_WORKFLOW}/fires/take", Api.take_fires),
 )
 
 
@@ -674,8 +755,9 @@ class MarvinServer:
             for server in (httpd, *more):
                 server.server_close()
             raise
+        fires = Fires()  # one queue whichever address a fire comes to
         for server in (httpd, *more):
-            server.api = Api(self._store, self.secret, self.token)
+            server.api = Api(self._store, self.secret, self.token, fires)
         self._httpd = httpd
         self._thread = self._serve(httpd)
         self._more = [(server, self._serve(server)) for server in more]

@@ -20,7 +20,7 @@ from typing import Any
 from trek_tasks.config import Config
 from trek_tasks.errors import ManyErrors, TrekError
 from trek_tasks.project import Project, find_root
-from trek_tasks.runlog import live_run, newest_events, read_record, records
+from trek_tasks.runlog import live_run, named_record, newest_events, read_record, records
 from trek_tasks.state import StateLayout
 
 STATUSES = ("done", "failed", "skipped", "reused", "running", "not run", "interrupted")
@@ -222,9 +222,7 @@ def last_record(site: Site) -> dict[str, Any] | None:
 
 def run_record(site: Site, run_id: str) -> dict[str, Any] | None:
     """The record of ``run_id`` (None: no such run, or an id that is no file name)."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_id) or run_id == "last":
-        return None
-    return read_record(site.state.run_record(run_id))
+    return None if run_id == "last" else named_record(site.state, run_id)
 
 
 def current_run(site: Site) -> dict[str, Any]:
@@ -310,18 +308,37 @@ def diff_runs(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
 # graph -------------------------------------------------------------------------------
 
 
-def graph_svg(project: Project, statuses: dict[str, dict[str, Any]]) -> str:
-    """The graph as Graphviz draws ``trek graph``'s DOT, each node's group given the id
-    ``node-<node id>``, ``data-node`` and the class of its status."""
+def status_css() -> str:
+    """The style of the status classes (``st-<status>``) of nodes, rows and labels: the
+    fills ``trek graph --status`` draws (``graph.STATUS_COLOURS``), so a node a live update
+    re-classes looks as the DOT draws it."""
+    from trek_tasks.graph import STATUS_COLOURS
+
+    rules = []
+    for status, colour in STATUS_COLOURS.items():
+        css = "st-" + status.replace(" ", "-")
+        rules.append(
+            f".{css} polygon, .{css} ellipse, .status.{css} "
+            f"{{ fill: {colour}; background: {colour}; }}"
+        )
+    return "\n".join(rules) + "\n"
+
+
+def graph_svg(project: Project, nodes: dict[str, dict[str, Any]]) -> str:
+    """The graph as ``trek graph --status`` draws it for the node statuses of a run
+    (``current_run``'s ``nodes``; its legend names no run, as live updates move on to the
+    next), each node's group given the id ``node-<node id>``, ``data-node`` and the class
+    of its status."""
     from trek_tasks.graph import render_svg
 
-    svg = render_svg(project.workflow, project.name)
+    statuses = {node_id: str(node.get("status") or "not run") for node_id, node in nodes.items()}
+    svg = render_svg(project.workflow, project.name, statuses)
     svg = svg[svg.index("<svg") :]  # no XML prolog or doctype inside the page
     svg = re.sub(r'^<svg width="[^"]*" height="[^"]*"', "<svg", svg)  # the page sizes it
 
     def tag(found: re.Match[str]) -> str:
         node_id = unescape(found.group(1))
-        status = str(statuses.get(node_id, {}).get("status") or "not run")
+        status = statuses.get(node_id, "not run")
         css = "st-" + status.replace(" ", "-")
         return (
             f'<g id="node-{escape(node_id)}" class="node {css}" data-node="{escape(node_id)}">'

@@ -41,6 +41,10 @@ def register(app: Flask) -> None:
     def common() -> dict[str, Any]:
         return {"token": portal.token, "sites": portal.sites}
 
+    @app.get("/status.css")
+    def status_css() -> BaseResponse:
+        return app.response_class(model.status_css(), mimetype="text/css")
+
     @app.get("/")
     def projects() -> str:
         return render_template("projects.html", projects=[model.summary(s) for s in portal.sites])

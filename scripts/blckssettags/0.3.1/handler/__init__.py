@@ -1,0 +1,1 @@
+"""The script's handler package (the runtime imports handler.handler)."""
