@@ -319,7 +319,7 @@ def run_inputs(project: Project) -> dict[str, str]:
     inputs[display(event, root)] = content_digest(event)
     inputs.update(workflow_parts(project))
     inputs["action_timeout"] = str(project.config["action_timeout"])
-    inputs["marvin_url"] = remote.url if remote else ""
+    inputs["the remote Marvin's URL"] = remote.url if remote else ""
     inputs[display(env.inventory, root)] = env.inventory_digest()
     for script in project.used_scripts():
         parts = code_parts(env, script)
