@@ -7,7 +7,8 @@
   ``incremental_doit_run_s`` (edit one handler, ``doit run``) with the run's own time;
   ``incremental_trek_run_s`` (``trek run --auto``); ``full_reup_s`` (edit, ``trek
   shutdownenv -a && trek run``), also with ``fork_server`` false; ``speedup`` = full /
-  incremental; PSS of the idle scripts, forked and fresh; ``reuse_s`` (chain).
+  incremental; ``doit_floor_s`` (``doit run`` with no Trek) and ``speedup_ceiling`` (full
+  / (floor + the run's own time)); PSS of the idle scripts, forked and fresh; ``reuse_s``.
 - ``watch``: ``trek watch`` on the chain, save to result per kind of edit, minus the debounce.
 - ``scale``: 100 scripts / 1,000 nodes (see ``scale``).
 Each time is a median (of 5 unless said).
@@ -95,6 +96,10 @@ def measure(project: Path, handler: Path, reuse: bool) -> dict[str, object]:
         checked(trek("run", cwd=project))
 
     full_s = figures["full_reup_s"] = seconds(full, REPEAT, before=edit)
+    floor_s = figures["doit_floor_s"] = doit_floor()
+    # If trek cost nothing in a `doit run` but the run itself (no start-up, no checks, no
+    # restart), this is the speedup it would show: the ceiling for ``speedup`` here.
+    figures["speedup_ceiling"] = round(full_s / (floor_s + statistics.median(own)), 1)
     checked(trek("config", "fork_server", "false", cwd=project))
     fresh_s = figures["full_reup_fresh_interpreters_s"] = seconds(full, REPEAT, before=edit)
     figures["memory_fresh_interpreters"] = memory(project)
@@ -109,6 +114,18 @@ def measure(project: Path, handler: Path, reuse: bool) -> dict[str, object]:
         )
     trek("shutdownenv", "-a", cwd=project)
     return figures
+
+
+def doit_floor() -> float:
+    """``doit run`` of a dodo file with one task that is always up to date: the interpreter,
+    doit and its plugins, no Trek (what no ``doit run`` of a Trek project goes below)."""
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        (folder / "dodo.py").write_text(
+            'def task_nothing():\n    return {"actions": None, "uptodate": [True]}\n'
+        )
+        checked(doit("run", cwd=folder))
+        return seconds(lambda: checked(doit("run", cwd=folder)), 10)
 
 
 # -- restarts, watch mode, floors (issue 13 items 1 and 2) ----------------------------
@@ -259,7 +276,8 @@ def watch_mode(project: Path, edits: dict[str, Callable[[int], None]], debounce:
     """``trek watch --debounce D`` kept running; per kind of edit, the median of 5 of: the
     edit until the watch says it saw it (``noticed_ms``: the debounce plus the file events'
     way), until the run's record is written (``save_to_result_ms``), and that minus the
-    debounce (``after_debounce_ms``: what the edit costs the loop)."""
+    debounce (``after_debounce_ms``: what the edit costs the loop); ``run_own_ms``, the
+    run's own time in it (engine and scripts)."""
     command = [sys.executable, "-m", "trek_tasks", "watch", f"--debounce={debounce}"]
     watch = subprocess.Popen(
         command,
@@ -301,7 +319,7 @@ def watch_mode(project: Path, edits: dict[str, Callable[[int], None]], debounce:
     try:
         until("-- watching")
         for label, edit in edits.items():
-            noticed, results = [], []
+            noticed, results, own = [], [], []
             for count in range(5):
                 before = run_id()
                 time.sleep(0.3)
@@ -311,11 +329,13 @@ def watch_mode(project: Path, edits: dict[str, Callable[[int], None]], debounce:
                 while run_id() == before:
                     time.sleep(0.0005)
                 results.append(time.perf_counter() - clock)
+                own.append(run_seconds(project))
             result_ms = statistics.median(results) * 1000
             figures[label] = {
                 "noticed_ms": round(statistics.median(noticed) * 1000, 1),
                 "save_to_result_ms": round(result_ms, 1),
                 "after_debounce_ms": round(result_ms - debounce, 1),
+                "run_own_ms": round(statistics.median(own) * 1000, 1),
             }
     finally:
         watch.terminate()

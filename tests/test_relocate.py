@@ -70,11 +70,12 @@ def relocate(project: Path, dest: Path) -> Path:
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
-    """Every file but doit's own dep file: its mtime and content."""
+    """Every file but doit's own dep file and Python's bytecode caches (the copy's new
+    mtimes make Python compile the dodo file again): its mtime and content."""
     return {
         str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes())
         for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.startswith("doit.db")
+        if p.is_file() and not p.name.startswith("doit.db") and "__pycache__" not in p.parts
     }
 
 

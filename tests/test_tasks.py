@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from doit.exceptions import InvalidDodoFile
 from doit.loader import load_doit_config, load_tasks
 
 from trek_tasks.cli import main
-from trek_tasks.tasks import namespace
+from trek_tasks.tasks import ProjectTasks, namespace
 
 
 @pytest.fixture
@@ -49,6 +50,25 @@ def test_no_task_is_named_like_a_doit_command(ref: Path) -> None:
 def test_every_task_has_a_one_line_doc(ref: Path) -> None:
     for name, task in tasks_of(namespace(ref)).items():
         assert task.doc and "\n" not in task.doc, name
+
+
+def test_finding_where_a_creator_is_defined_reads_a_few_lines(ref: Path) -> None:
+    # doit orders creators by the line of each (inspect.getsourcelines) at every load:
+    # the wrappers it is given are a few lines, not each creator's whole body.
+    ns = namespace(ref)
+    creators = [name for name in vars(ProjectTasks) if name.startswith("task_")]
+    assert [name for name in ns if name.startswith("task_")] == creators
+    assert all(len(inspect.getsourcelines(ns[name])[0]) < 15 for name in creators)
+    # the tasks that read installed scripts are still created after `install` runs
+    assert ns["task_execute"].doit_create_after.task_dep == "install"
+
+
+def test_a_broken_project_is_one_line_whichever_creator_reads_it_first(ref: Path) -> None:
+    (ref / "src" / "graph.yml").write_text("graph: [\n")
+    ns = namespace(ref)
+    for name in ("task_pack", "task_up", "task_validate"):  # generators and a plain one
+        with pytest.raises(InvalidDodoFile, match=r"^src/graph.yml:2:1: invalid YAML"):
+            list(ns[name]())  # a generator's tasks are made as doit reads them
 
 
 def test_validate_task(ref: Path) -> None:

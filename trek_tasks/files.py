@@ -61,6 +61,11 @@ def display(path: Path, root: Path | None = None) -> str:
     text = str(path)
     if len(text) > DISPLAY_MAX or _NOT_PRINTABLE.search(text) or "\n" in text:
         return shown(text)
+    if root is not None and root.is_absolute() and ".." not in (*root.parts, *path.parts):
+        try:  # written below ``root`` already: the common case, with no system call
+            return str(path.relative_to(root))
+        except ValueError:
+            pass
     for base in (root, Path.cwd()):
         if base is None:
             continue

@@ -463,7 +463,7 @@ def run_workflow(
         from trek_tasks.progress import Warned
 
         emit(Warned("--reuse runs every node: what a remote Marvin serves cannot be compared"))
-    probe = StateProbe(marvin.url, marvin.token) if marvin.local else None
+    probe = StateProbe(marvin.url, marvin.token, env.state.marvin_db) if marvin.local else None
     urls = {}
     for script in project.used_scripts():
         handle = env.handle(script.id)

@@ -237,7 +237,7 @@ def plan_nodes(project: Project) -> tuple[NodeStep, ...]:
         marvin = target.resolve(project.config, env)
     except TrekError:  # the local Marvin is not running: `up:marvin` would start it
         marvin = target.NO_MARVIN
-    probe = StateProbe(marvin.url, marvin.token) if marvin.local else None
+    probe = StateProbe(marvin.url, marvin.token, env.state.marvin_db) if marvin.local else None
     settings = run_settings(env, marvin, True, probe)
     last = last_run(project)
     try:

@@ -233,7 +233,7 @@ class Terminal:
     def on_PublishReport(self, event: step.PublishReport) -> None:
         for published in event.published:
             self.on_Published(published)
-        self.out(f"Index written: {_shown(event.index)}")
+        self.out(f"Index written: {_shown(event.index_file)}")
 
     def on_ForkServerStarted(self, event: step.ForkServerStarted) -> None:
         if event.why != "not running":

@@ -9,6 +9,7 @@ and the ``trek`` CLI all use it, with the same dep file (``.trek/doit.db``), so
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -523,11 +524,14 @@ class ProjectTasks:
         """
         project = self.project
         options = self.options
+        checked: list[dict[str, str]] = []  # what the up-to-date check read, for the run
 
         def execute() -> dict[str, Any]:
             from trek_tasks.localrun import run_inputs, run_workflow
 
-            inputs = run_inputs(project)  # before the run: an edit during it means run again
+            # Read before the run (an edit during it means run again): by the check, when
+            # doit asked it, as doit digests a task's file_dep when it checks them.
+            inputs = checked.pop() if checked else run_inputs(project)
             run_workflow(
                 project,
                 detail=options.detail,
@@ -542,10 +546,11 @@ class ProjectTasks:
 
             if options.always_run:
                 return "`trek run` runs the workflow whatever changed"
+            checked[:] = [run_inputs(project)]
             last = values.get(RUN_INPUTS)
             if not isinstance(last, dict):
                 return "never run"
-            return run_changes(last, run_inputs(project))
+            return run_changes(last, checked[0])
 
         # No file_dep: doit compares bytes, run_inputs what the graph and inputs say.
         return {
@@ -617,7 +622,7 @@ def namespace(
             raise InvalidDodoFile(str(err)) from None
     tasks = ProjectTasks(root, project, chosen_options)
     ns: dict[str, Any] = {"DOIT_CONFIG": doit_config(root)}
-    for name in dir(tasks):
+    for name in vars(ProjectTasks):
         if name.startswith("task_"):
             ns[name] = _guarded(getattr(tasks, name))
     return ns
@@ -631,14 +636,30 @@ def _flag(name: str) -> bool:
 
 
 def _guarded(creator: Callable[[], Any]) -> Callable[[], Any]:
-    """Turn a project error during task creation into doit's one-line dodo error."""
+    """Turn a project error during task creation into doit's one-line dodo error, from a
+    generator creator too (doit runs it after the call returned)."""
     from doit.exceptions import InvalidDodoFile
 
     def create() -> Any:
         try:
-            return creator()
+            created = creator()
         except TrekError as err:
             raise InvalidDodoFile(str(err)) from None
+        return _guarded_items(created) if inspect.isgenerator(created) else created
 
-    functools.update_wrapper(create, creator)
+    # The creator's doc and doit's marks on it (``create_after``'s), but no ``__wrapped__``
+    # (as ``functools.wraps`` would set): doit orders creators by ``inspect.getsourcelines``,
+    # which follows it and would tokenize each creator's whole body at every load (5 ms).
+    # All on this one line, the creators come in the order doit lists a module's names.
+    create.__doc__ = creator.__doc__
+    vars(create).update(getattr(creator, "__dict__", {}))
     return create
+
+
+def _guarded_items(created: Iterator[Any]) -> Iterator[Any]:
+    from doit.exceptions import InvalidDodoFile
+
+    try:
+        yield from created
+    except TrekError as err:
+        raise InvalidDodoFile(str(err)) from None

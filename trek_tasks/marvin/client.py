@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from blcks.retry import CONNECT_TIMEOUT, READ_TIMEOUT
 from trek_tasks import http
 from trek_tasks.errors import StepFailed
+
+if TYPE_CHECKING:
+    import sqlite3
 
 TIMEOUT = (CONNECT_TIMEOUT, READ_TIMEOUT)  # the SDK's services wait as long
 STATE_PATH = "/api/v1/state"  # the local Marvin's digest of what scripts can read
@@ -58,17 +62,42 @@ class StateProbe:
     """The digest of what scripts can read from a local Marvin (``GET /api/v1/state``),
     asked over one kept-alive connection: a run asks at every action node's start, and a
     new connection per question would cost more than the node. ``""`` when it cannot
-    answer (nothing is reused then; the scripts meet the failure themselves)."""
+    answer (nothing is reused then; the scripts meet the failure themselves).
 
-    def __init__(self, url: str, token: str) -> None:
+    With ``db``, the Marvin's database, it asks only after a change: SQLite's
+    ``data_version`` moves whenever another connection commits, so an unchanged version
+    means the digest last answered still holds (read before asking, so a change made
+    while asking is seen next time)."""
+
+    def __init__(self, url: str, token: str, db: Path | None = None) -> None:
         import http.client
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)
         self.conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=TIMEOUT[1])
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.db = _read_only(db) if db is not None else None
+        self.known: tuple[int, str] | None = None  # (data_version, digest) last answered
 
     def __call__(self) -> str:
+        version = self._version()
+        if version is not None and self.known is not None and self.known[0] == version:
+            return self.known[1]
+        digest = self._ask()
+        self.known = (version, digest) if version is not None and digest else None
+        return digest
+
+    def _version(self) -> int | None:
+        import sqlite3
+
+        if self.db is None:
+            return None
+        try:
+            return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return None
+
+    def _ask(self) -> str:
         import http.client
         import json
 
@@ -90,3 +119,16 @@ class StateProbe:
 
     def close(self) -> None:
         self.conn.close()
+        if self.db is not None:
+            self.db.close()
+
+
+def _read_only(db: Path) -> sqlite3.Connection | None:
+    """A read-only connection to the database at ``db``, or None when it cannot be opened."""
+    import sqlite3
+
+    try:
+        uri = f"{db.resolve().as_uri()}?mode=ro"
+        return sqlite3.connect(uri, uri=True, check_same_thread=False)
+    except (sqlite3.Error, OSError, ValueError):
+        return None
