@@ -142,6 +142,8 @@ class Server(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         self.server_name = str(self.server_address[0])
         self.server_port = int(self.server_address[1])
+        # The listening socket's inode: while this process holds it, it listens here.
+        self.socket_inode = os.fstat(self.socket.fileno()).st_ino
 
     def begin_call(self, connection: socket.socket) -> bool:
         with self._calls:
@@ -193,6 +195,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 "pid": os.getpid(),
                 "token": self.server.token,
                 "restarts": restarts(),
+                "socket": self.server.socket_inode,  # trek asks the kernel if it holds it
             }
             self._reply(200, _json(health))
         else:

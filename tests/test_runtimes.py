@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
@@ -144,6 +147,35 @@ def test_local_identity_is_the_token_not_the_pid(tmp_path: Path, store: Path) ->
     finally:
         runtime.stop(handle)
     assert not process.pid_alive(int(handle.ref))
+
+
+def test_a_local_script_serves_only_while_it_runs_and_holds_its_own_port(
+    tmp_path: Path, store: Path
+) -> None:
+    """The local runtime asks the kernel, not the server: a stopped process, or a port
+    another process listens on, is not serving."""
+    runtime = load_runtime("local")
+    handle = runtime.start(echo_script(tmp_path), 0, {}, tmp_path / "echo.log", str(tmp_path))
+    other_script = echo_script(tmp_path / "other")
+    other = runtime.start(other_script, 0, {}, tmp_path / "other.log", str(tmp_path))
+    pid = int(handle.ref)
+    try:
+        assert runtime.healthy(handle)
+        assert handle.state["socket"] == {"port": handle.state["port"], "inode": ANY}
+        earlier = {key: value for key, value in handle.state.items() if key != "socket"}
+        assert runtime.healthy(replace(handle, state=earlier))  # asked over HTTP then
+        moved = replace(handle, state={**handle.state, "port": other.state["port"]})
+        assert not runtime.healthy(moved)  # ours and listening, but not on that port
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            assert not runtime.healthy(handle)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert runtime.healthy(handle)
+    finally:
+        runtime.stop(handle)
+        runtime.stop(other)
+    assert not runtime.healthy(handle)
 
 
 def test_a_process_that_is_not_ours_is_never_stopped() -> None:

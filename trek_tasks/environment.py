@@ -82,7 +82,7 @@ def spawn_marvin(
 ) -> tuple[int, str]:
     """Start a local Marvin process of the project ``identity`` on ``port``, listening
     where ``runtime``'s scripts can reach it; its pid and token (``process.spawn``)."""
-    return process.spawn(
+    started = process.spawn(
         [
             sys.executable,
             "-m",
@@ -104,6 +104,7 @@ def spawn_marvin(
         log_path=files.log,
         timeout=MARVIN_READY_TIMEOUT,
     )
+    return started.pid, started.token
 
 
 class Environment:

@@ -108,7 +108,7 @@ def ensure(project: str, env_dir: Path, requirements: list[str]) -> ForkServer:
         process.stop(stray.pid, stray.token, stray.project)
     path = state_path(project, env_key)
     port = process.free_port()
-    pid, token = process.spawn(
+    started = process.spawn(
         [
             str(env_dir / "bin" / "python"),
             "-m",
@@ -125,7 +125,7 @@ def ensure(project: str, env_dir: Path, requirements: list[str]) -> ForkServer:
         timeout=START_TIMEOUT,
         env={"PYTHONDONTWRITEBYTECODE": "1"},
     )
-    health = process.get_json(port, "/healthz") or {}
+    pid, token, health = started
     skipped = health.get("skipped")
     skipped = skipped if isinstance(skipped, dict) else {}
     server = ForkServer(
@@ -156,9 +156,9 @@ def fork(
     cwd: Path,
     timeout: float,
     reasons: Mapping[int, str],
-) -> tuple[int, str]:
+) -> process.Started:
     """Fork ``command``'s server from ``server`` and return once it answers as ours: its
-    pid and token. Raises ``process.Exited`` when it ended first (its log's tail in the
+    pid, token and that answer. Raises ``process.Exited`` when it ended first (its log's tail in the
     message), ``ForkFailed`` when the fork server did not fork it."""
     token = process.new_token()
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,8 +176,9 @@ def fork(
     if answer is None or not isinstance(answer.get("pid"), int):
         raise ForkFailed(f"the fork server of {server.env_key} did not fork {name}", name)
     pid = answer["pid"]
-    if answer.get("ready") and process.answers(port, pid, token):
-        return pid, token
+    answered = process.health(port, pid, token) if answer.get("ready") else None
+    if answered is not None:
+        return process.Started(pid, token, answered)
     code = answer.get("exit")
     if code == EXIT_UNUSABLE:
         raise ForkFailed(f"{name} could not take its identity in a child of the fork server", name)

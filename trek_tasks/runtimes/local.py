@@ -56,7 +56,7 @@ class Launch:
     cwd: Path
     reasons: dict[int, str]
 
-    def spawn(self, project: str) -> tuple[int, str]:
+    def spawn(self, project: str) -> process.Started:
         return process.spawn(
             self.command.args,
             port=self.port,
@@ -70,7 +70,7 @@ class Launch:
             reasons=self.reasons,
         )
 
-    def fork(self, server: forkserver.ForkServer) -> tuple[int, str]:
+    def fork(self, server: forkserver.ForkServer) -> process.Started:
         return forkserver.fork(
             server,
             self.command,
@@ -151,10 +151,14 @@ class LocalRuntime:
         )
         state: dict[str, object] = {"port": port, "log_path": str(log_path)}
         if script_config(script)["fork_server"] and project:
-            pid, token, server = self._fork(script, env_dir, launch, project)
-            state["fork_server"] = server
+            started, state["fork_server"] = self._fork(script, env_dir, launch, project)
         else:
-            pid, token = launch.spawn(project)
+            started = launch.spawn(project)
+        pid, token, health = started
+        socket_inode = health.get("socket")
+        if isinstance(socket_inode, int) and not isinstance(socket_inode, bool):
+            # what ``healthy`` asks the kernel about, for this port only
+            state["socket"] = {"port": port, "inode": socket_inode}
         return Handle(
             script_id=script.id,
             runtime=self.name,
@@ -168,15 +172,15 @@ class LocalRuntime:
 
     def _fork(
         self, script: Script, env_dir: Path, launch: Launch, project: str
-    ) -> tuple[int, str, int]:
-        """Start the script as a child of its environment's fork server: its pid, token and
-        the fork server's pid (0: started in a fresh interpreter, as ``forkable`` or a
-        failing fork server decides; the latter is said)."""
+    ) -> tuple[process.Started, int]:
+        """Start the script as a child of its environment's fork server; with the fork
+        server's pid (0: started in a fresh interpreter, as ``forkable`` or a failing fork
+        server decides; the latter is said)."""
         from trek_tasks.progress import ForkFellBack
 
         python = env_dir / "bin" / "python"
         if forkserver.forkable(launch.command, python, launch.env, launch.role) is not None:
-            return (*launch.spawn(project), 0)
+            return launch.spawn(project), 0
         why = ""
         for _ in range(2):  # a fork server that stopped is started anew, once
             try:
@@ -185,16 +189,18 @@ class LocalRuntime:
                 why = f"its fork server did not start: {err.message}"
                 break
             try:
-                return (*launch.fork(server), server.pid)
+                return launch.fork(server), server.pid
             except forkserver.ForkFailed as err:
                 why = err.message
         emit(ForkFellBack(script.id, why))
-        return (*launch.spawn(project), 0)
+        return launch.spawn(project), 0
 
     def healthy(self, handle: Handle) -> bool:
         pid, token = process.state_int(handle.state, "pid"), str(handle.state.get("token", ""))
         port = process.state_int(handle.state, "port")
-        return process.healthy(pid, port, token, handle.project)
+        socket = handle.state.get("socket")
+        socket = socket if isinstance(socket, dict) and socket.get("port") == port else {}
+        return process.serving(pid, port, token, handle.project, process.state_int(socket, "inode"))
 
     def stop(self, handle: Handle, wait: bool = True) -> None:
         pid, token = process.state_int(handle.state, "pid"), str(handle.state.get("token", ""))

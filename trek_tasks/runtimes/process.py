@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from trek_tasks.errors import StepFailed
 
@@ -181,27 +182,43 @@ def find(project: str, role_prefix: str = "") -> list[Ours]:
     return found
 
 
-def listener(port: int) -> int | None:
-    """The pid of the process listening on TCP ``port`` (any address), when readable."""
-    inodes = set()
+def listening_sockets(port: int) -> set[str] | None:
+    """The sockets listening on TCP ``port`` (any address) as ``/proc/<pid>/fd`` links name
+    them (``socket:[inode]``); None when the kernel's tables cannot be read."""
+    sockets: set[str] = set()
+    read = False
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             rows = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
+        read = True
         for row in rows:
             fields = row.split()
             # local address "ADDR:PORT" in hex, state 0A = LISTEN, field 9 = socket inode
             if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":")[1], 16) == port:
-                inodes.add(f"socket:[{fields[9]}]")
-    if not inodes:
+                sockets.add(f"socket:[{fields[9]}]")
+    return sockets if read else None
+
+
+def holds(pid: int, sockets: set[str]) -> bool:
+    """True when process ``pid`` has one of ``sockets`` open."""
+    with contextlib.suppress(OSError), os.scandir(f"/proc/{pid}/fd") as fds:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                if os.readlink(fd.path) in sockets:
+                    return True
+    return False
+
+
+def listener(port: int) -> int | None:
+    """The pid of the process listening on TCP ``port`` (any address), when readable."""
+    sockets = listening_sockets(port)
+    if not sockets:
         return None
     for pid in pids():
-        with contextlib.suppress(OSError):
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                with contextlib.suppress(OSError):
-                    if os.readlink(fd) in inodes:
-                        return pid
+        if holds(pid, sockets):
+            return pid
     return None
 
 
@@ -244,15 +261,53 @@ def post_json(port: int, path: str, value: object, timeout: float) -> dict | Non
         conn.close()
 
 
+class Started(NamedTuple):
+    """A server of ours that answered: its pid, its token, what its first ``/healthz`` said."""
+
+    pid: int
+    token: str
+    health: dict
+
+
+def health(port: int, pid: int, token: str, timeout: float = 1.0) -> dict | None:
+    """What ``/healthz`` on ``port`` says when it answers as process ``pid`` with ``token``."""
+    found = get_json(port, "/healthz", timeout)
+    if found is None or found.get("pid") != pid or found.get("token") != token:
+        return None
+    return found
+
+
 def answers(port: int, pid: int, token: str, timeout: float = 1.0) -> bool:
     """True when ``/healthz`` on ``port`` answers as process ``pid`` with ``token``."""
-    health = get_json(port, "/healthz", timeout)
-    return health is not None and health.get("pid") == pid and health.get("token") == token
+    return health(port, pid, token, timeout) is not None
 
 
 def healthy(pid: int, port: int, token: str, project: str) -> bool:
     """Alive, started for ``project`` and answering as ours."""
     return owned(pid, token, project) and answers(port, pid, token)
+
+
+def stopped(pid: int) -> bool:
+    """True when ``pid`` is stopped (SIGSTOP, a debugger) or a zombie: it cannot answer."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    state = stat.rpartition(")")[2].split()[:1]  # the field after the (command name)
+    return state in (["T"], ["t"], ["Z"], ["X"], [])
+
+
+def serving(pid: int, port: int, token: str, project: str, socket_inode: int = 0) -> bool:
+    """Alive, started for ``project``, not stopped, and still holding ``socket_inode``: the
+    listening socket it named when it first answered on ``port`` (its inode, ``Started``).
+    What ``healthy`` proves, asked of the kernel in a tenth of an HTTP round trip; a
+    process that runs and listens but no longer answers (a deadlock) passes, and its next
+    call fails within ``action_timeout``. Without ``socket_inode``, ``healthy``."""
+    if not owned(pid, token, project) or stopped(pid):
+        return False
+    if not socket_inode:
+        return answers(port, pid, token)
+    return holds(pid, {f"socket:[{socket_inode}]"})
 
 
 def tail_lines(path: Path, count: int | None) -> list[str]:
@@ -289,9 +344,9 @@ def spawn(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     reasons: Mapping[int, str] | None = None,
-) -> tuple[int, str]:
+) -> Started:
     """Start ``args`` as a server of ours on ``port`` logging to ``log_path``, wait until
-    it answers ``/healthz`` as ours; returns its pid and token.
+    it answers ``/healthz`` as ours; returns its pid, token and that answer.
 
     Raises ``Exited`` (the log's tail in the message, ``reasons`` naming exit codes) when
     it dies first, StepFailed when it does not answer within ``timeout``."""
@@ -316,8 +371,9 @@ def spawn(
             tail = "\n".join(tail_lines(log_path, 15))
             reason = (reasons or {}).get(code, f"it exited with code {code}")
             raise Exited(f"{name} did not start: {reason}", name, code, tail)
-        if answers(port, proc.pid, token, timeout=0.5):
-            return proc.pid, token
+        answered = health(port, proc.pid, token, timeout=0.5)
+        if answered is not None:
+            return Started(proc.pid, token, answered)
         time.sleep(0.005)  # a refused connection costs microseconds; poll often
     terminate(proc.pid)
     raise StepFailed(f"{name} did not answer within {timeout:.0f} s; see {log_path}", name)
