@@ -21,6 +21,7 @@ Fork caveats, and how they are kept:
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import importlib
 import importlib.metadata
@@ -34,7 +35,7 @@ import socketserver
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, NamedTuple
 
@@ -202,7 +203,8 @@ class ForkServer(HTTPServer):
 
     def fork(self, request: dict[str, Any], connection: socket.socket) -> dict[str, Any]:
         """Fork a child serving the script ``request`` (received on ``connection``) names;
-        its pid and whether it is ready (listening), or its exit status when it ended first."""
+        its pid and whether it is ready (listening, on the socket it names), or its exit
+        status when it ended first."""
         read_end, write_end = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -223,8 +225,9 @@ class ForkServer(HTTPServer):
             while True:
                 ready, _, _ = select.select([read_end], [], [], 0.05)
                 if ready:
-                    if os.read(read_end, 1):
-                        return {"pid": pid, "ready": True}
+                    said = os.read(read_end, 32)  # its listening socket's inode
+                    if said:
+                        return {"pid": pid, "ready": True, "socket": int(said)}
                     break  # the child ended (or closed the pipe) before listening
                 if time.monotonic() > deadline:
                     return {"pid": pid, "ready": False}
@@ -238,11 +241,18 @@ class ForkServer(HTTPServer):
         return {"pid": pid, "ready": False, "exit": self.children.get(pid)}
 
 
-def parent_death_signal(signum: int) -> None:
-    """Have the kernel send ``signum`` to this process when its parent ends (0: none)."""
+@functools.cache
+def _prctl() -> Callable[..., int]:
+    """libc's ``prctl``: found once, in the fork server, and shared by every child (loading
+    ctypes cost each restart over a millisecond)."""
     import ctypes
 
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum)
+    return ctypes.CDLL(None, use_errno=True).prctl
+
+
+def parent_death_signal(signum: int) -> None:
+    """Have the kernel send ``signum`` to this process when its parent ends (0: none)."""
+    _prctl()(PR_SET_PDEATHSIG, signum)
 
 
 def serve_child(server: ForkServer, request: dict[str, Any], ready_fd: int) -> int:
@@ -274,9 +284,9 @@ def serve_child(server: ForkServer, request: dict[str, Any], ready_fd: int) -> i
 
     blcks.blcks.logger = make_logger(os.environ)  # the script's variables, not the server's
 
-    def listening() -> None:
+    def listening(socket_inode: int) -> None:
         parent_death_signal(0)
-        os.write(ready_fd, b"1")
+        os.write(ready_fd, str(socket_inode).encode())
         os.close(ready_fd)
 
     return serve.main([str(arg) for arg in request["args"]], on_listening=listening)
@@ -360,6 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         again = [*(sys.argv[1:] if argv is None else argv), "--skip", f"{unsafe}={skipped[unsafe]}"]
         os.execv(sys.executable, [sys.executable, "-m", "blcks.forkserver", *again])
     skipped.update(args.skip)
+    _prctl()
     gc.collect()
     gc.freeze()  # what is imported now stays shared: a collection in a child copies no page
     server = ForkServer(args.port, os.environ.get(TOKEN_VAR, ""), kept, skipped)

@@ -268,9 +268,11 @@ class RequestHandler(BaseHTTPRequestHandler):
         blcks.logger.warning("%s %s", self.address_string(), format % args)
 
 
-def main(argv: Sequence[str] | None = None, on_listening: Callable[[], None] | None = None) -> int:
-    """Serve until stopped; ``on_listening`` is called once the port accepts calls (the
-    fork server's child tells its parent so)."""
+def main(
+    argv: Sequence[str] | None = None, on_listening: Callable[[int], None] | None = None
+) -> int:
+    """Serve until stopped; ``on_listening`` is called with the listening socket's inode
+    once the port accepts calls (the fork server's child tells its parent so)."""
     parser = argparse.ArgumentParser(prog="python -m blcks.serve", description=__doc__)
     parser.add_argument("--script-dir", required=True, help="the script folder holding handler/")
     parser.add_argument("--port", required=True, type=int, help="TCP port (0: any free port)")
@@ -321,7 +323,7 @@ def main(argv: Sequence[str] | None = None, on_listening: Callable[[], None] | N
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"{args.kind} {script.name} listening on http://{shown}:{server.server_port}", flush=True)
     if on_listening is not None:
-        on_listening()
+        on_listening(server.socket_inode)
     with bound(CallContext(script=script.name)):
         try:
             server.serve_forever(poll_interval=0.02)  # how fast a SIGTERM is noticed

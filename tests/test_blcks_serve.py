@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from blcks.testing import make_event
+from trek_tasks.runtimes import process
 
 ROOT = Path(__file__).resolve().parents[1]
 GUARD = 20.0  # seconds; only ever a guard against a hang, never an assertion
@@ -331,10 +332,14 @@ def test_event_that_is_not_an_object_answers_400(multi: Served) -> None:
 
 
 def test_healthz(multi: Served) -> None:
-    assert request(multi.port, "GET", "/healthz") == (
+    status, health = request(multi.port, "GET", "/healthz")
+    socket_inode = health.pop("socket")
+    assert (status, health) == (
         200,
         {"status": "ok", "script": "multi", "pid": multi.proc.pid, "token": "", "restarts": 0},
     )
+    # the listening socket it names is the one the kernel lists on its port
+    assert process.listening_sockets(multi.port) == {f"socket:[{socket_inode}]"}
 
 
 def test_unknown_routes_answer_404(multi: Served) -> None:

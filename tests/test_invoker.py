@@ -89,6 +89,26 @@ def test_calls_go_to_the_script_url_over_one_kept_connection(stub: Stub) -> None
     assert (stub.paths, stub.connections) == (["/echo"] * 5, 1)
 
 
+def test_the_next_run_in_this_process_takes_over_the_connections_a_finished_run_kept(
+    stub: Stub,
+) -> None:
+    first = HttpInvoker({"echo": stub.url + "/echo"})
+    assert first("echo", event({"n": 1}), 5) == {"n": 1}
+    first.close(keep=True)
+    second = HttpInvoker({"echo": stub.url + "/echo"})
+    assert second("echo", event({"n": 2}), 5) == {"n": 2}
+    second.close()  # not kept: an interrupted or one-off run closes them
+    third = HttpInvoker({"echo": stub.url + "/echo"})
+    assert third("echo", event({"n": 3}), 5) == {"n": 3}
+    third.close(keep=True)
+    assert stub.connections == 2
+    HttpInvoker({"other": stub.url + "/other"}).close()  # echo is gone: its connection too
+    fourth = HttpInvoker({"echo": stub.url + "/echo"})
+    assert fourth("echo", event({"n": 4}), 5) == {"n": 4}
+    fourth.close()
+    assert stub.connections == 3
+
+
 def test_a_failed_script_says_why_without_the_token(stub: Stub) -> None:
     invoker = HttpInvoker({"boom": stub.url + "/boom"})
     with pytest.raises(StepFailed) as caught:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
@@ -168,6 +169,9 @@ def test_a_local_script_serves_only_while_it_runs_and_holds_its_own_port(
         assert not runtime.healthy(moved)  # ours and listening, but not on that port
         os.kill(pid, signal.SIGSTOP)
         try:
+            deadline = time.monotonic() + 5
+            while not process.stopped(pid) and time.monotonic() < deadline:
+                time.sleep(0.001)  # the signal is delivered in its own time
             assert not runtime.healthy(handle)
         finally:
             os.kill(pid, signal.SIGCONT)

@@ -49,16 +49,28 @@ class Endpoint:
         return kind(self.host, self.port, timeout=timeout)
 
 
+# Connections a finished run left open, by endpoint, for the next run in this process (a
+# watch, ``trek serve``): a new connection costs a script a thread and the run a connect.
+_KEPT: dict[Endpoint, list[http.client.HTTPConnection]] = {}
+_KEPT_LOCK = threading.Lock()
+
+
 class HttpInvoker:
     """POSTs events to script URLs (``handle.url``) over keep-alive connections, one per
-    thread and script."""
+    thread and script, taken over from the last run in this process where it left them."""
 
     def __init__(self, urls: Mapping[str, str]) -> None:
         self.endpoints = {script_id: Endpoint.parse(url) for script_id, url in urls.items()}
         self.local = threading.local()
-        self.opened: list[http.client.HTTPConnection] = []
+        self.opened: list[tuple[Endpoint, http.client.HTTPConnection]] = []
+        self.busy: set[int] = set()  # ids of the connections a call is using
         self.lock = threading.Lock()
         self.closed = False
+        wanted = set(self.endpoints.values())
+        with _KEPT_LOCK:  # a restarted script serves elsewhere: its old connections go
+            for endpoint in [e for e in _KEPT if e not in wanted]:
+                for conn in _KEPT.pop(endpoint):
+                    conn.close()
 
     def _connection(self, endpoint: Endpoint, timeout: float) -> http.client.HTTPConnection:
         pool: dict[Endpoint, http.client.HTTPConnection] = self.local.__dict__.setdefault(
@@ -69,12 +81,20 @@ class HttpInvoker:
             if self.closed:  # the run was interrupted: no call starts, none is retried
                 raise StepFailed("interrupted")
             if conn is None:
-                conn = pool[endpoint] = endpoint.connect(timeout)
-                self.opened.append(conn)
+                with _KEPT_LOCK:
+                    kept = _KEPT.get(endpoint)
+                    conn = kept.pop() if kept else endpoint.connect(timeout)
+                pool[endpoint] = conn
+                self.opened.append((endpoint, conn))
+            self.busy.add(id(conn))
         conn.timeout = timeout
         if conn.sock is not None:
             conn.sock.settimeout(timeout)
         return conn
+
+    def _done(self, conn: http.client.HTTPConnection) -> None:
+        with self.lock:
+            self.busy.discard(id(conn))
 
     def __call__(self, script_id: str, event: dict[str, Any], timeout: float) -> dict[str, Any]:
         endpoint = self.endpoints.get(script_id)
@@ -96,6 +116,8 @@ class HttpInvoker:
                 conn.close()
                 if attempt == 2:
                     raise HttpError("POST", endpoint.shown, why=reason(err)) from None
+            finally:
+                self._done(conn)
         try:
             data = json.loads(payload)
         except ValueError:
@@ -107,13 +129,18 @@ class HttpInvoker:
             raise StepFailed("returned outputs that are not an object")
         return data
 
-    def close(self) -> None:
+    def close(self, keep: bool = False) -> None:
         """Close the connections of every thread that used this invoker; a call still in
-        flight (a run interrupted) ends at once and its script sees the caller hang up."""
+        flight (a run interrupted) ends at once and its script sees the caller hang up.
+        With ``keep`` (the run is over), the idle ones stay open for the next run here."""
         with self.lock:
             self.closed = True
-            for conn in self.opened:
+            for endpoint, conn in self.opened:
                 sock = conn.sock
+                if keep and sock is not None and id(conn) not in self.busy:
+                    with _KEPT_LOCK:
+                        _KEPT.setdefault(endpoint, []).append(conn)
+                    continue
                 if sock is not None:
                     with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)

@@ -479,10 +479,12 @@ def run_workflow(
     if detail:
         subscribers.insert(0, LogFollower(env))
     with run_lock(project):
+        finished = False
         try:
             result = Engine(project.workflow, settings, invoker, subscribers).run()
+            finished = True
         finally:
-            invoker.close()
+            invoker.close(keep=finished)  # for the next run in this process (a watch)
             if probe is not None:
                 probe.close()
     messages = marvin.client.get(f"/api/v1/messages?after={first_message}") if marvin.local else []

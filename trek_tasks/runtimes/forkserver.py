@@ -176,9 +176,11 @@ def fork(
     if answer is None or not isinstance(answer.get("pid"), int):
         raise ForkFailed(f"the fork server of {server.env_key} did not fork {name}", name)
     pid = answer["pid"]
-    answered = process.health(port, pid, token) if answer.get("ready") else None
-    if answered is not None:
-        return process.Started(pid, token, answered)
+    # The child listens on the socket it named: ours, and listening, is all /healthz would
+    # have said (its first call wakes it instead).
+    socket_inode = process.state_int(answer, "socket")
+    if answer.get("ready") and process.serving(pid, port, token, server.project, socket_inode):
+        return process.Started(pid, token, {"socket": socket_inode})
     code = answer.get("exit")
     if code == EXIT_UNUSABLE:
         raise ForkFailed(f"{name} could not take its identity in a child of the fork server", name)
