@@ -13,6 +13,7 @@ container's pid 1 included), importing the handler afresh: a live update's resta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import json
@@ -38,6 +39,9 @@ MAX_BODY = 64 * 1024 * 1024  # bytes a request body may hold (as the local Marvi
 IDLE_TIMEOUT = 60.0  # seconds a kept-alive connection may wait for its next request
 DISCARD_SECONDS = 5.0  # how long a refused body is read and dropped, so the sender sees 413
 DRAIN_POLL = 0.02  # seconds between looks, while stopping, for callers that hung up
+# An idle server sleeps: ``stop`` wakes its loop by connecting to it. Polling 50 times a
+# second cost each idle script 0.4 % of a core (40 % for a project of 100 scripts).
+IDLE_POLL = 30.0
 RESTARTS_VAR = "BLCKS_SERVE_RESTARTS"  # how many SIGHUP re-executions led to this process
 
 
@@ -164,7 +168,17 @@ class Server(ThreadingHTTPServer):
             in_flight = len(self._in_flight)
         with bound(CallContext(script=self.script.name)):
             blcks.logger.info("stopping, %d call(s) in flight", in_flight)
+        stopped = threading.Event()
+        threading.Thread(target=self._wake, args=(stopped,), daemon=True).start()
         self.shutdown()
+        stopped.set()
+
+    def _wake(self, stopped: threading.Event) -> None:
+        """Connect to this server until its loop has seen the stop (it sleeps in select)."""
+        while not stopped.is_set():
+            with contextlib.suppress(OSError):
+                socket.create_connection((self.server_name, self.server_port), 1.0).close()
+            stopped.wait(0.05)
 
     def drain(self) -> None:
         """Wait until every call in flight has answered or its caller has hung up."""
@@ -326,7 +340,7 @@ def main(
         on_listening(server.socket_inode)
     with bound(CallContext(script=script.name)):
         try:
-            server.serve_forever(poll_interval=0.02)  # how fast a SIGTERM is noticed
+            server.serve_forever(poll_interval=IDLE_POLL)  # ``stop`` wakes it at once
             server.drain()
         finally:
             server.server_close()
