@@ -39,9 +39,10 @@ from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, NamedTuple
 
+from blcks import exits
+
 TOKEN_VAR = "TREK_PROCESS_TOKEN"
 ROLE_VAR = "TREK_PROCESS_ROLE"
-EXIT_UNUSABLE = 5  # a child that could not take its identity (the caller starts it afresh)
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 READY_TIMEOUT = 20.0  # seconds a child may take to import its handler and listen
 # The SDK, and what its first call imports (``inspect``: the SDK imports it when it calls
@@ -261,7 +262,7 @@ def serve_child(server: ForkServer, request: dict[str, Any], ready_fd: int) -> i
     from then on it is on its own."""
     parent_death_signal(signal.SIGKILL)
     if os.getppid() != server.pid:  # the fork server ended before the signal was asked for
-        return EXIT_UNUSABLE
+        return exits.UNUSABLE_CHILD
     os.setsid()
     server.socket.close()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -277,7 +278,7 @@ def serve_child(server: ForkServer, request: dict[str, Any], ready_fd: int) -> i
     sys.dont_write_bytecode = os.environ.get("PYTHONDONTWRITEBYTECODE", "") not in ("", "0")
     if not claim_identity(str(request["token"]), str(request["role"])):
         print("blcks.forkserver: cannot take the script's identity", file=sys.stderr)
-        return EXIT_UNUSABLE
+        return exits.UNUSABLE_CHILD
     import blcks
     from blcks import serve
     from blcks.logger import make_logger

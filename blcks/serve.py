@@ -29,12 +29,10 @@ from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 
-from blcks import blcks
+from blcks import blcks, exits
 from blcks.context import CallContext, bound
 from blcks.errors import InputError, ScriptError
 
-EXIT_IMPORT = 3
-EXIT_LISTEN = 4
 MAX_BODY = 64 * 1024 * 1024  # bytes a request body may hold (as the local Marvin's)
 IDLE_TIMEOUT = 60.0  # seconds a kept-alive connection may wait for its next request
 DISCARD_SECONDS = 5.0  # how long a refused body is read and dropped, so the sender sees 413
@@ -311,7 +309,7 @@ def main(
             file=sys.stderr,
         )
         traceback.print_exc()
-        return EXIT_IMPORT
+        return exits.IMPORT_FAILED
 
     try:
         token = os.environ.get("TREK_PROCESS_TOKEN", "")
@@ -322,7 +320,7 @@ def main(
         else:
             problem = f"cannot listen on {args.host}:{args.port}: {err}"
         print(f"blcks.serve: {problem}", file=sys.stderr)
-        return EXIT_LISTEN
+        return exits.CANNOT_LISTEN
 
     reexec: list[int] = []
 

@@ -43,6 +43,13 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def seeded_global_config() -> dict[str, object] | None:
+    """The global config as the test session left it: none, or ``fork_server`` false when
+    the suite runs with fresh interpreters (``TREK_TEST_FORK_SERVER=0``)."""
+    path = global_config_path()
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def listing(out: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines())
 
@@ -123,8 +130,10 @@ def test_global_value_outside_a_project(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    before = seeded_global_config()
     assert run(capsys, "config", "--global", "marvin_url", "http://m") == (0, "", "")
-    assert json.loads(global_config_path().read_text()) == {"marvin_url": "http://m"}
+    expected = {**(before or {}), "marvin_url": "http://m"}
+    assert json.loads(global_config_path().read_text()) == expected
     assert run(capsys, "config", "marvin_url") == (0, "http://m\n", "")
 
 
@@ -132,12 +141,13 @@ def test_setting_outside_a_project_needs_global(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    before = seeded_global_config()
     assert run(capsys, "config", "router_port", "1") == (
         2,
         "",
         "trek: error: config: not inside a Trek project; use --global to set a global value\n",
     )
-    assert not global_config_path().exists()
+    assert seeded_global_config() == before  # nothing written
 
 
 def test_project_value_beats_global_from_the_cli(

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from blcks import exits
 from trek_tasks.errors import StepFailed
 from trek_tasks.events import emit
 from trek_tasks.files import write_atomic
@@ -34,7 +35,6 @@ ROLE_WIDTH = 300  # characters of the padded role; a longer ``script:<id>`` is n
 SERVE = ("-m", "blcks.serve")
 # Set for each child as it starts (the fork server applies them), not read at interpreter start.
 CHILD_SETTINGS = frozenset({"PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"})
-EXIT_UNUSABLE = 5  # blcks.forkserver's: a child that could not become the script's process
 START_TIMEOUT = 30.0  # seconds a fork server may take to import what it preloads
 
 
@@ -182,7 +182,7 @@ def fork(
     if answer.get("ready") and process.serving(pid, port, token, server.project, socket_inode):
         return process.Started(pid, token, {"socket": socket_inode})
     code = answer.get("exit")
-    if code == EXIT_UNUSABLE:
+    if code == exits.UNUSABLE_CHILD:
         raise ForkFailed(f"{name} could not take its identity in a child of the fork server", name)
     if isinstance(code, int):
         tail = "\n".join(process.tail_lines(log_path, 15))

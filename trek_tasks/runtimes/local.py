@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from blcks import exits
 from trek_tasks.errors import StepFailed
 from trek_tasks.events import emit
 from trek_tasks.kinds.base import Command
@@ -35,8 +36,6 @@ from trek_tasks.state import store_dir
 from trek_tasks.store import ENVS, ensure, health_check
 
 READY_TIMEOUT = 20.0
-IMPORT_FAILED = 3
-PORT_IN_USE = 4
 ROLE = "script:"
 
 # Asks an environment's interpreter where it installs packages.
@@ -145,8 +144,8 @@ class LocalRuntime:
             env={**env, **command.env, "PYTHONDONTWRITEBYTECODE": "1"},
             cwd=script.path,
             reasons={
-                IMPORT_FAILED: "its handler failed to import",
-                PORT_IN_USE: f"port {port} is already in use",
+                exits.IMPORT_FAILED: "its handler failed to import",
+                exits.CANNOT_LISTEN: f"port {port} is already in use",
             },
         )
         state: dict[str, object] = {"port": port, "log_path": str(log_path)}
