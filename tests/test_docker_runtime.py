@@ -27,7 +27,7 @@ from trek_tasks.cli import main
 from trek_tasks.environment import Environment, load_runtime
 from trek_tasks.project import Project, copy_sources
 from trek_tasks.runtimes import process
-from trek_tasks.runtimes.docker import LABEL_PROJECT, LABEL_ROLE, LABEL_TOKEN
+from trek_tasks.runtimes.docker import LABEL_PROJECT, LABEL_ROLE, LABEL_TOKEN, bridge_gateway
 
 HANDLER = Path("src/blcks/detectredis/handler/handler.py")
 REQUIREMENTS = Path("src/blcks/detectredis/handler/requirements.txt")
@@ -35,17 +35,12 @@ NAMESPACE = "trek-docker-runtime"  # the registry path of this module's images
 MADE: set[str] = set()  # ids of the images this module's containers ran (removed at the end)
 
 
-def gateway(client: Any) -> str:
-    config = client.networks.get("bridge").attrs["IPAM"]["Config"]
-    return str(next(c["Gateway"] for c in config if c.get("Gateway")))
-
-
 @pytest.fixture(scope="module")
 def gateway_redis(docker_client: Any) -> Iterator[tuple[str, int]]:
     """A redis-server containers reach: on the bridge gateway address (never 0.0.0.0);
     protected mode off, since its callers are not on loopback."""
     binary = require_tool("redis-server")
-    address = gateway(docker_client)
+    address = bridge_gateway(docker_client)
     with socket.socket() as sock:
         sock.bind((address, 0))
         port = int(sock.getsockname()[1])
@@ -147,7 +142,7 @@ def test_the_example_runs_in_containers_one_host_down(
         assert env["BLCKS_DEBUG_LOG_MODE"] == "table"  # the config envs
     assert load_runtime("local").leftovers(str(example)) == []  # not local processes of ours
     marvin = json.loads((example / ".trek" / "env" / "marvin.json").read_text())
-    assert marvin["listen"] == [gateway(docker_client)]  # how the containers reach it
+    assert marvin["listen"] == [bridge_gateway(docker_client)]  # how containers reach it
     local = Environment(Project.load(example))  # the config's runtime: local
     assert local.marvin_stale_reason() == "the local runtime needs it on 127.0.0.1"
 

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from trek_tasks.cli import main
 from trek_tasks.environment import Environment
 from trek_tasks.lock import file_lock
 from trek_tasks.project import Project
+from trek_tasks.runtimes import process
 from trek_tasks.store import READY_MARK, project_record, record_project
 
 EVERY_SCRIPT = ["blckssettags", "detectredis", "local Marvin", "notification"]
@@ -226,6 +228,10 @@ def test_gc_removes_only_what_no_project_build_or_process_uses(
     killed.mkdir()
     (in_use / "bin" / "sleep").symlink_to(shutil.which("sleep") or "/bin/sleep")
     sleeper = subprocess.Popen([str(in_use / "bin" / "sleep"), "60"])
+    deadline = time.monotonic() + 10
+    while process.cmdline(sleeper.pid)[:1] != [str(in_use / "bin" / "sleep")]:
+        assert time.monotonic() < deadline, "the sleeper did not start"
+        time.sleep(0.001)  # until /proc shows it running from the environment
     try:
         with file_lock(store / "envs" / ".local-py311-building.lock"):
             assert main(["gc", "--dry-run"]) == 0

@@ -18,6 +18,7 @@ import pytest
 
 from blcks.testing import make_event
 from trek_tasks.environment import load_runtime
+from trek_tasks.errors import StepFailed
 from trek_tasks.project import Script
 from trek_tasks.runtimes import RUNTIMES, process
 from trek_tasks.runtimes.base import Handle, Runtime
@@ -279,3 +280,33 @@ def test_the_listener_of_a_port_is_found_and_named_only_when_ours() -> None:
         assert process.holder(port) is None  # this test process is no server of ours
     assert process.listener(port) is None
     assert process.can_listen(port)
+
+
+class FakeDocker:
+    """What ``bridge_gateway`` reads of a Docker client: the bridge network's attributes."""
+
+    def __init__(self, attrs: dict) -> None:
+        self.networks = self
+        self.attrs = attrs
+
+    def get(self, name: str) -> FakeDocker:
+        assert name == "bridge"
+        return self
+
+
+def test_the_docker_bridge_gateway_is_the_bridge_interface_when_ipam_names_none() -> None:
+    from trek_tasks.runtimes.docker import bridge_gateway
+
+    named = {"IPAM": {"Config": [{"Subnet": "172.17.0.0/16", "Gateway": "172.17.0.1"}]}}
+    assert bridge_gateway(FakeDocker(named)) == "172.17.0.1"
+    # A daemon that made the bridge at its start names no gateway: the interface's address.
+    unnamed = {
+        "IPAM": {"Config": [{"Subnet": "127.0.0.0/8"}]},
+        "Options": {"com.docker.network.bridge.name": "lo"},
+    }
+    assert bridge_gateway(FakeDocker(unnamed)) == "127.0.0.1"
+    missing = {**unnamed, "Options": {"com.docker.network.bridge.name": "no-such-if0"}}
+    with pytest.raises(
+        StepFailed, match="^docker: Docker's bridge network has no gateway address$"
+    ):
+        bridge_gateway(FakeDocker(missing))

@@ -126,12 +126,7 @@ class DockerRuntime:
     def marvin_hosts(self) -> tuple[str, ...]:
         """The bridge network's gateway: where containers reach the host."""
         if self._gateway is None:
-            bridge = self.client().networks.get("bridge").attrs
-            configs = (bridge.get("IPAM") or {}).get("Config") or []
-            gateways = [c["Gateway"] for c in configs if c.get("Gateway")]
-            if not gateways:
-                raise StepFailed("Docker's bridge network has no gateway address", "docker")
-            self._gateway = gateways[0]
+            self._gateway = bridge_gateway(self.client())
         return (self._gateway,)
 
     def env_key(self, script: Script) -> str:
@@ -386,3 +381,36 @@ class DockerRuntime:
             container, updated, "restart", lambda health: health.get("restarts", 0) > restarts
         )
         return replace(updated, state={**handle.state, "restarts": health["restarts"]})
+
+
+def bridge_gateway(client: Any) -> str:
+    """The address of the host on Docker's default bridge network: its IPAM gateway, or,
+    when the daemon created the bridge itself at its start and so names none there, the
+    bridge interface's own address (what ``host-gateway`` resolves to)."""
+    bridge = client.networks.get("bridge").attrs
+    configs = (bridge.get("IPAM") or {}).get("Config") or []
+    gateways = [str(c["Gateway"]) for c in configs if c.get("Gateway")]
+    if gateways:
+        return gateways[0]
+    name = (bridge.get("Options") or {}).get("com.docker.network.bridge.name") or "docker0"
+    address = interface_address(str(name))
+    if address is None:
+        raise StepFailed("Docker's bridge network has no gateway address", "docker")
+    return address
+
+
+def interface_address(name: str) -> str | None:
+    """The IPv4 address of the network interface ``name`` on this host, or None."""
+    import fcntl
+    import socket
+    import struct
+
+    siocgifaddr = 0x8915  # linux/sockios.h
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            answer = fcntl.ioctl(
+                sock.fileno(), siocgifaddr, struct.pack("256s", name[:15].encode())
+            )
+        except OSError:
+            return None
+    return socket.inet_ntoa(answer[20:24])
