@@ -8,6 +8,7 @@ and the ``trek`` CLI all use it, with the same dep file (``.trek/doit.db``), so
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Iterator
@@ -638,13 +639,10 @@ def _flag(name: str) -> bool:
 def _guarded(creator: Callable[[], Any]) -> Callable[[], Any]:
     """Turn a project error during task creation into doit's one-line dodo error, from a
     generator creator too (doit runs it after the call returned)."""
-    from doit.exceptions import InvalidDodoFile
 
     def create() -> Any:
-        try:
+        with _as_dodo_error():
             created = creator()
-        except TrekError as err:
-            raise InvalidDodoFile(str(err)) from None
         return _guarded_items(created) if inspect.isgenerator(created) else created
 
     # The creator's doc and doit's marks on it (``create_after``'s), but no ``__wrapped__``
@@ -657,9 +655,15 @@ def _guarded(creator: Callable[[], Any]) -> Callable[[], Any]:
 
 
 def _guarded_items(created: Iterator[Any]) -> Iterator[Any]:
+    with _as_dodo_error():
+        yield from created
+
+
+@contextlib.contextmanager
+def _as_dodo_error() -> Iterator[None]:
     from doit.exceptions import InvalidDodoFile
 
     try:
-        yield from created
+        yield
     except TrekError as err:
         raise InvalidDodoFile(str(err)) from None

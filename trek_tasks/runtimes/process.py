@@ -182,23 +182,21 @@ def find(project: str, role_prefix: str = "") -> list[Ours]:
     return found
 
 
-def listening_sockets(port: int) -> set[str] | None:
+def listening_sockets(port: int) -> set[str]:
     """The sockets listening on TCP ``port`` (any address) as ``/proc/<pid>/fd`` links name
-    them (``socket:[inode]``); None when the kernel's tables cannot be read."""
+    them (``socket:[inode]``); empty when the kernel's tables cannot be read."""
     sockets: set[str] = set()
-    read = False
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             rows = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
-        read = True
         for row in rows:
             fields = row.split()
             # local address "ADDR:PORT" in hex, state 0A = LISTEN, field 9 = socket inode
             if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":")[1], 16) == port:
                 sockets.add(f"socket:[{fields[9]}]")
-    return sockets if read else None
+    return sockets
 
 
 def holds(pid: int, sockets: set[str]) -> bool:
