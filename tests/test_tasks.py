@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import inspect
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +235,10 @@ def test_up_tasks_are_cleaned_by_stopping_what_they_started(project: Path) -> No
     assert tasks["up:detectredis"].clean_actions and tasks["up:marvin"].clean_actions
     DoitMain(ModuleTaskLoader(namespace(project, loaded))).run(["clean", "up:detectredis"])
     assert env.handle("detectredis") is None and not env.runtime.healthy(handle)
+
+
+def test_doit_runs_in_a_project_without_its_state_folder(ref: Path) -> None:
+    # A fresh clone has no .trek/ (it is ignored): doit opens its dep file there first.
+    shutil.rmtree(ref / ".trek", ignore_errors=True)
+    assert DoitMain(ModuleTaskLoader(namespace(ref))).run(["run", "validate"]) == 0
+    assert (ref / ".trek").is_dir()

@@ -621,6 +621,13 @@ def namespace(
             chosen_options = replace(chosen_options, projects=parse_projects(get_var("projects")))
         except TrekError as err:
             raise InvalidDodoFile(str(err)) from None
+    from trek_tasks.files import display
+
+    state = StateLayout.for_project(root).dir
+    try:  # doit opens its dep file there before any task runs (a fresh clone has none)
+        state.mkdir(exist_ok=True)
+    except OSError as err:
+        raise InvalidDodoFile(f"{display(state)}: cannot make it: {err.strerror}") from None
     tasks = ProjectTasks(root, project, chosen_options)
     ns: dict[str, Any] = {"DOIT_CONFIG": doit_config(root)}
     for name in vars(ProjectTasks):
